@@ -1,0 +1,86 @@
+"""The request authentication dependencies.
+
+Every credential is read from `Authorization: Bearer` (any case of the scheme) or `x-api-key`,
+recognised by its shape, and verified. Only then is its kind compared with the route's: a valid
+credential of the wrong kind is a 403, one that fails verification a 401."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from tether.accounts.service import AdminPrincipal, authenticate_admin
+from tether.api_keys.service import KeyPrincipal, authenticate_key
+from tether.db.engine import SessionDep
+from tether.errors import InsufficientScope, InvalidApiKey, InvalidToken, MissingCredentials
+from tether.security.keys import ADMIN_TOKEN_PREFIX, is_admin_token
+
+Principal = KeyPrincipal | AdminPrincipal
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A secret API key, an admin token, or a user token, depending on the route.",
+)
+_api_key_header = APIKeyHeader(
+    name="x-api-key",
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key (secret or publishable), as an alternative to the bearer header.",
+)
+
+
+def _looks_like_jwt(credential: str) -> bool:
+    return credential.count(".") == 2
+
+
+async def _resolve(
+    request: Request,
+    session: SessionDep,
+    bearer: HTTPAuthorizationCredentials | None,
+    api_key: str | None,
+) -> Principal:
+    credential = (bearer.credentials if bearer else None) or api_key
+    if not credential:
+        raise MissingCredentials()
+    if credential.startswith(ADMIN_TOKEN_PREFIX):
+        if not is_admin_token(credential):
+            raise InvalidToken("The admin token is not valid.")
+        return await authenticate_admin(session, credential)
+    if _looks_like_jwt(credential):
+        raise InvalidToken()
+    if not credential.startswith("tether_"):
+        raise InvalidApiKey()
+    principal = await authenticate_key(session, credential)
+    request.app.state.key_usage.seen(principal.key_id, principal.last_used_at)
+    return principal
+
+
+async def require_secret_key(
+    request: Request,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    api_key: Annotated[str | None, Security(_api_key_header)],
+) -> KeyPrincipal:
+    principal = await _resolve(request, session, bearer, api_key)
+    if not isinstance(principal, KeyPrincipal) or principal.key_type != "secret":
+        raise InsufficientScope("This route needs a secret API key.")
+    return principal
+
+
+async def require_admin(
+    request: Request,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    api_key: Annotated[str | None, Security(_api_key_header)],
+) -> AdminPrincipal:
+    principal = await _resolve(request, session, bearer, api_key)
+    if not isinstance(principal, AdminPrincipal):
+        raise InsufficientScope("Admin routes need an admin token from POST /admin/login.")
+    return principal
+
+
+SecretKeyAuth = Annotated[KeyPrincipal, Depends(require_secret_key)]
+AdminAuth = Annotated[AdminPrincipal, Depends(require_admin)]

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+
+from tether.api_keys.service import MAX_GRACE_SECONDS
+from tether.schemas import Body, Model
+
+
+class ApiKeyOut(Model):
+    id: str
+    type: Literal["secret", "publishable"]
+    name: str
+    prefix: str
+    last4: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The plaintext key. Shown in this response only.")
+
+
+class ApiKeyList(Model):
+    data: list[ApiKeyOut]
+
+
+class CreateKeyBody(Body):
+    type: Literal["secret", "publishable"]
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    expires_at: AwareDatetime | None = None
+
+
+class RollKeyBody(Body):
+    grace_period_seconds: int = Field(default=0, ge=0, le=MAX_GRACE_SECONDS)

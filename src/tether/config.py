@@ -1,0 +1,85 @@
+"""Settings, read once per process from ``TETHER_*`` variables and a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TETHER_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./tether.db",
+        description="SQLAlchemy URL. `postgresql://...` is served through asyncpg, "
+        "`sqlite:///...` through aiosqlite.",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The URL clients reach Tether at: the `iss` of user tokens and the base "
+        "of OAuth redirect URLs.",
+    )
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated `kid:base64(32 bytes)` AES-256-GCM keys. The first "
+        "encrypts; all decrypt. Generate one with `tether secrets generate-key`.",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for rate limits shared by every process and node."
+    )
+    db_pool_size: int = Field(
+        default=32, ge=1, description="Connections kept per process: the expected concurrency."
+    )
+    db_max_overflow: int = Field(default=8, ge=0, description="Extra connections under bursts.")
+    db_pool_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for a pooled connection before a 503."
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body accepted."
+    )
+    admin_session_ttl_seconds: int = Field(
+        default=12 * 3600, ge=60, description="Lifetime of an admin login."
+    )
+    allow_insecure_oauth_urls: bool = Field(
+        default=False,
+        description="Allow `http://` OAuth URLs on custom_oauth2 integrations (local only).",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        # Operators paste the URLs their tools use; map them to the async drivers.
+        for plain, driver in (
+            ("postgres://", "postgresql+asyncpg://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if url.startswith(plain):
+                return driver + url[len(plain) :]
+        return url
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, url: str) -> str:
+        return url.rstrip("/")
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,9 @@
+"""Every model module, imported so that the metadata Alembic compares is complete."""
+
+from tether.accounts import models as accounts_models
+from tether.api_keys import models as api_keys_models
+from tether.db.base import Base
+
+metadata = Base.metadata
+
+__all__ = ["accounts_models", "api_keys_models", "metadata"]

@@ -1,0 +1,57 @@
+"""create_app(): the FastAPI application with its state, routers, middleware and error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tether.accounts.routes import router as accounts_router
+from tether.api_keys.routes import router as api_keys_router
+from tether.api_keys.usage import KeyUsageRecorder
+from tether.config import Settings, get_settings
+from tether.db.engine import make_engine, make_sessionmaker
+from tether.errors import install_error_handlers
+from tether.middleware import DEFAULT_API_VERSION, TetherMiddleware
+from tether.ops.routes import router as ops_router
+from tether.security.passwords import warm_up
+
+DESCRIPTION = f"""
+Self-hosted authentication for embedded integrations.
+
+Every route is served at `/{{path}}` and under a dated version prefix such as
+`/{DEFAULT_API_VERSION}/{{path}}`; the `x-api-version` header may name the version instead.
+Errors are RFC 9457 problem documents with a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings)
+    sessionmaker = make_sessionmaker(engine)
+    key_usage = KeyUsageRecorder(sessionmaker)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await warm_up()
+        yield
+        await key_usage.drain()
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Tether",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker
+    app.state.key_usage = key_usage
+
+    install_error_handlers(app)
+    for router in (ops_router, accounts_router, api_keys_router):
+        app.include_router(router)
+    app.add_middleware(TetherMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

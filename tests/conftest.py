@@ -1,0 +1,146 @@
+"""The suite runs on SQLite by default and on PostgreSQL when TETHER_TEST_DATABASE_URL names
+one (a scratch database is created beside it and dropped afterwards). The schema is built by
+the migrations. Tests talk HTTP to the app in process; each test makes its own account."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.support import bearer, create_scratch_database, drop_database
+from tether.bootstrap import initialize
+from tether.config import Settings
+from tether.db.migrate import upgrade
+from tether.main import create_app
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    base = os.environ.get("TETHER_TEST_DATABASE_URL")
+    if base:
+        url = create_scratch_database(base)
+        try:
+            yield url
+        finally:
+            drop_database(base, url)
+    else:
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'tether.db'}"
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        public_url="http://testserver",
+    )
+    upgrade(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def on_postgres(settings: Settings) -> bool:
+    return not settings.is_sqlite
+
+
+@pytest.fixture(scope="session")
+def server_env(settings: Settings) -> dict[str, str]:
+    """The environment a real `tether serve` process needs to share the test database."""
+    return {"TETHER_DATABASE_URL": settings.database_url, "TETHER_PUBLIC_URL": settings.public_url}
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="session")
+def sessionmaker(app: FastAPI) -> async_sessionmaker[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+    return maker
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@dataclass
+class Env:
+    id: str
+    name: str
+    secret_key: str
+    publishable_key: str
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    password: str
+    admin_token: str
+    dev: Env
+    prod: Env
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return bearer(self.admin_token)
+
+
+async def make_account(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> Account:
+    email = f"owner-{secrets.token_hex(6)}@example.com"
+    async with sessionmaker() as session:
+        result: dict[str, Any] = await initialize(
+            session, account_name="Test Co", email=email, password=PASSWORD
+        )
+        await session.commit()
+    login = await client.post("/admin/login", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    envs = {
+        name: Env(env["environmentId"], name, env["secretKey"], env["publishableKey"])
+        for name, env in result["environments"].items()
+    }
+    return Account(
+        id=result["accountId"],
+        email=email,
+        password=PASSWORD,
+        admin_token=login.json()["token"],
+        dev=envs["development"],
+        prod=envs["production"],
+    )
+
+
+@pytest.fixture
+async def account(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> Account:
+    return await make_account(client, sessionmaker)
+
+
+@pytest.fixture
+async def other_account(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> Account:
+    return await make_account(client, sessionmaker)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
