@@ -12,8 +12,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+# The first run writes .env with a new encryption key for secrets at rest: keep that file.
+.env: | $(STAMP)
+	@echo "Writing .env with a new TETHER_ENCRYPTION_KEYS entry (it decrypts stored secrets: keep it)."
+	@echo "TETHER_ENCRYPTION_KEYS=$$($(BIN)/tether secrets generate-key)" > .env
+
 # Serve on SQLite at http://127.0.0.1:8000; the first run prints the dashboard login and keys.
-run: $(STAMP)
+run: $(STAMP) .env
 	$(BIN)/tether serve --bootstrap
 
 test: $(STAMP)

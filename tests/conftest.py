@@ -4,6 +4,7 @@ the migrations. Tests talk HTTP to the app in process; each test makes its own a
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -14,13 +15,18 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.support import bearer, create_scratch_database, drop_database
-from tether.bootstrap import initialize
+from tether.accounts.models import Member
+from tether.accounts.service import open_session
+from tether.bootstrap import provision
 from tether.config import Settings
 from tether.db.migrate import upgrade
 from tether.main import create_app
+from tether.security.crypto import generate_key_spec
+from tether.security.passwords import hash_password_sync
 
 PASSWORD = "correct horse battery staple"
 
@@ -44,6 +50,7 @@ def settings(database_url: str) -> Settings:
         _env_file=None,  # type: ignore[call-arg]
         database_url=database_url,
         public_url="http://testserver",
+        encryption_keys=[generate_key_spec()],
     )
     upgrade(settings)
     return settings
@@ -57,7 +64,11 @@ def on_postgres(settings: Settings) -> bool:
 @pytest.fixture(scope="session")
 def server_env(settings: Settings) -> dict[str, str]:
     """The environment a real `tether serve` process needs to share the test database."""
-    return {"TETHER_DATABASE_URL": settings.database_url, "TETHER_PUBLIC_URL": settings.public_url}
+    return {
+        "TETHER_DATABASE_URL": settings.database_url,
+        "TETHER_PUBLIC_URL": settings.public_url,
+        "TETHER_ENCRYPTION_KEYS": ",".join(k.get_secret_value() for k in settings.encryption_keys),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -102,17 +113,28 @@ class Account:
         return bearer(self.admin_token)
 
 
-async def make_account(
-    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
-) -> Account:
+@functools.cache
+def password_hash() -> str:
+    return hash_password_sync(PASSWORD)
+
+
+async def make_account(client: httpx.AsyncClient, app: FastAPI) -> Account:
+    """A new account with both environments and their keys, and an admin token. The password
+    is hashed once per run and the token opened directly: Argon2 costs ~0.1 s a call, and
+    the login route has tests of its own."""
     email = f"owner-{secrets.token_hex(6)}@example.com"
-    async with sessionmaker() as session:
-        result: dict[str, Any] = await initialize(
-            session, account_name="Test Co", email=email, password=PASSWORD
+    async with app.state.sessionmaker() as session:
+        result: dict[str, Any] = await provision(
+            session,
+            app.state.keyring,
+            account_name="Test Co",
+            email=email,
+            password_hash=password_hash(),
         )
+        member_id = await session.scalar(select(Member.id).where(Member.email == email))
+        assert member_id is not None
+        admin_token, _ = await open_session(session, member_id, 3600)
         await session.commit()
-    login = await client.post("/admin/login", json={"email": email, "password": PASSWORD})
-    assert login.status_code == 200, login.text
     envs = {
         name: Env(env["environmentId"], name, env["secretKey"], env["publishableKey"])
         for name, env in result["environments"].items()
@@ -121,24 +143,20 @@ async def make_account(
         id=result["accountId"],
         email=email,
         password=PASSWORD,
-        admin_token=login.json()["token"],
+        admin_token=admin_token,
         dev=envs["development"],
         prod=envs["production"],
     )
 
 
 @pytest.fixture
-async def account(
-    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
-) -> Account:
-    return await make_account(client, sessionmaker)
+async def account(client: httpx.AsyncClient, app: FastAPI) -> Account:
+    return await make_account(client, app)
 
 
 @pytest.fixture
-async def other_account(
-    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
-) -> Account:
-    return await make_account(client, sessionmaker)
+async def other_account(client: httpx.AsyncClient, app: FastAPI) -> Account:
+    return await make_account(client, app)
 
 
 @pytest.fixture

@@ -11,23 +11,44 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tether.accounts.models import Account
 from tether.accounts.service import create_account
 from tether.api_keys.service import create_key
+from tether.security.crypto import Keyring
 from tether.security.passwords import generate_password, hash_password
+from tether.users.tokens import create_token_key
 
 
 async def initialize(
-    session: AsyncSession, *, account_name: str, email: str, password: str | None
+    session: AsyncSession,
+    keyring: Keyring,
+    *,
+    account_name: str,
+    email: str,
+    password: str | None,
 ) -> dict[str, Any]:
     password = password or generate_password()
-    account, member, environments = await create_account(
-        session, name=account_name, email=email, password_hash=await hash_password(password)
+    result = await provision(
+        session,
+        keyring,
+        account_name=account_name,
+        email=email,
+        password_hash=await hash_password(password),
     )
-    result: dict[str, Any] = {
-        "accountId": account.id,
-        "email": member.email,
+    return {
+        "accountId": result.pop("accountId"),
+        "email": result.pop("email"),
         "password": password,
-        "environments": {},
+        **result,
     }
+
+
+async def provision(
+    session: AsyncSession, keyring: Keyring, *, account_name: str, email: str, password_hash: str
+) -> dict[str, Any]:
+    account, member, environments = await create_account(
+        session, name=account_name, email=email, password_hash=password_hash
+    )
+    result: dict[str, Any] = {"accountId": account.id, "email": member.email, "environments": {}}
     for environment in environments:
+        await create_token_key(session, keyring, environment.id)
         _, secret = await create_key(session, environment, "secret")
         _, publishable = await create_key(session, environment, "publishable")
         result["environments"][environment.name] = {

@@ -14,12 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tether.config import Settings, get_settings
 from tether.errors import TetherError
+from tether.security.crypto import ConfigurationError, Keyring
 
 app = typer.Typer(help="Tether: self-hosted authentication for embedded integrations.")
 db_app = typer.Typer(help="Database migrations.")
 keys_app = typer.Typer(help="API keys.")
+secrets_app = typer.Typer(help="Encryption keys for secrets at rest.")
+token_keys_app = typer.Typer(help="The keys that sign user tokens.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(secrets_app, name="secrets")
+app.add_typer(token_keys_app, name="token-keys")
 
 T = TypeVar("T")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")]
@@ -60,6 +65,13 @@ def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
         raise _fail(exc.detail) from None
 
 
+def _keyring(settings: Settings) -> Keyring:
+    try:
+        return Keyring(settings.encryption_keys)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+
+
 def _migrate(settings: Settings) -> None:
     from tether.db.migrate import upgrade
 
@@ -87,6 +99,7 @@ def serve(
     import uvicorn
 
     settings = get_settings()
+    _keyring(settings)  # refuse to start without a usable encryption key
     _migrate(settings)
     if bootstrap:
         _bootstrap(settings, host, port)
@@ -112,7 +125,11 @@ def _bootstrap(settings: Settings, host: str, port: int) -> None:
         if await has_accounts(session):
             return None
         return await initialize(
-            session, account_name="Local", email="admin@tether.localhost", password=None
+            session,
+            _keyring(settings),
+            account_name="Local",
+            email="admin@tether.localhost",
+            password=None,
         )
 
     result = _in_session(settings, work)
@@ -150,10 +167,13 @@ def init(
     from tether.bootstrap import initialize
 
     settings = get_settings()
+    keyring = _keyring(settings)
     _migrate(settings)
     result = _in_session(
         settings,
-        lambda session: initialize(session, account_name=account, email=email, password=password),
+        lambda session: initialize(
+            session, keyring, account_name=account, email=email, password=password
+        ),
     )
     _print_secrets(result, as_json)
 
@@ -259,6 +279,54 @@ def keys_list(
     for key in keys:
         state = "revoked" if key["revokedAt"] else "active"
         typer.echo(f"{key['id']}  {key['type']:<11}  {key['prefix']}…{key['last4']}  {state}")
+
+
+@secrets_app.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new `kid:base64key` entry for TETHER_ENCRYPTION_KEYS.
+
+    To rotate, put the new entry first and keep the old ones after it."""
+    from tether.security.crypto import generate_key_spec
+
+    typer.echo(generate_key_spec())
+
+
+@token_keys_app.command("rotate")
+def token_keys_rotate(
+    environment: Annotated[
+        str | None, typer.Option(help="An environment id; every environment when omitted.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make new user-token signing keys. New tokens use them at once; tokens already minted
+    keep verifying until they expire."""
+    from sqlalchemy import select
+
+    from tether.accounts.models import Environment
+    from tether.users.tokens import rotate_token_key
+
+    settings = get_settings()
+    keyring = _keyring(settings)
+
+    async def work(session: AsyncSession) -> list[dict[str, str]]:
+        query = select(Environment.id).order_by(Environment.id)
+        if environment is not None:
+            query = query.where(Environment.id == environment)
+        env_ids = list(await session.scalars(query))
+        if environment is not None and not env_ids:
+            raise TetherError(f"No environment {environment}.")
+        rotated = []
+        for env_id in env_ids:
+            key = await rotate_token_key(session, keyring, env_id)
+            rotated.append({"environmentId": env_id, "kid": key.id})
+        return rotated
+
+    rotated = _in_session(settings, work)
+    if as_json:
+        typer.echo(json.dumps({"rotated": rotated}))
+        return
+    for item in rotated:
+        typer.echo(f"{item['environmentId']}: new key {item['kid']}")
 
 
 def main() -> None:

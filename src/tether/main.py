@@ -15,7 +15,11 @@ from tether.db.engine import make_engine, make_sessionmaker
 from tether.errors import install_error_handlers
 from tether.middleware import DEFAULT_API_VERSION, TetherMiddleware
 from tether.ops.routes import router as ops_router
+from tether.sdk.routes import router as sdk_router
+from tether.security.crypto import Keyring
 from tether.security.passwords import warm_up
+from tether.users.routes import router as users_router
+from tether.users.tokens import TokenService
 
 DESCRIPTION = f"""
 Self-hosted authentication for embedded integrations.
@@ -28,6 +32,7 @@ Errors are RFC 9457 problem documents with a stable `code`.
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    keyring = Keyring(settings.encryption_keys)  # fails fast on a missing or malformed key
     engine = make_engine(settings)
     sessionmaker = make_sessionmaker(engine)
     key_usage = KeyUsageRecorder(sessionmaker)
@@ -49,9 +54,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
     app.state.key_usage = key_usage
+    app.state.keyring = keyring
+    app.state.tokens = TokenService(keyring, issuer=settings.public_url)
 
     install_error_handlers(app)
-    for router in (ops_router, accounts_router, api_keys_router):
+    for router in (ops_router, accounts_router, api_keys_router, users_router, sdk_router):
         app.include_router(router)
     app.add_middleware(TetherMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -60,9 +60,16 @@ async def login(
     if not await verify_password(password, member.password_hash if member else None):
         raise InvalidCredentials()
     assert member is not None
+    return await open_session(session, member.id, ttl_seconds)
+
+
+async def open_session(
+    session: AsyncSession, member_id: str, ttl_seconds: int
+) -> tuple[str, datetime]:
+    """A new admin token for a member whose password was checked."""
     token = generate_admin_token()
     expires_at = utcnow() + timedelta(seconds=ttl_seconds)
-    session.add(AdminSession(member_id=member.id, digest=digest(token), expires_at=expires_at))
+    session.add(AdminSession(member_id=member_id, digest=digest(token), expires_at=expires_at))
     await session.flush()
     return token, expires_at
 

@@ -14,10 +14,19 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from tether.accounts.service import AdminPrincipal, authenticate_admin
 from tether.api_keys.service import KeyPrincipal, authenticate_key
 from tether.db.engine import SessionDep
-from tether.errors import InsufficientScope, InvalidApiKey, InvalidToken, MissingCredentials
+from tether.errors import (
+    InsufficientScope,
+    InvalidApiKey,
+    InvalidToken,
+    MissingCredentials,
+    NotFound,
+)
 from tether.security.keys import ADMIN_TOKEN_PREFIX, is_admin_token
+from tether.users.models import User
+from tether.users.service import get_user
+from tether.users.tokens import TokenService, UserClaims
 
-Principal = KeyPrincipal | AdminPrincipal
+Principal = KeyPrincipal | AdminPrincipal | UserClaims
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -50,7 +59,8 @@ async def _resolve(
             raise InvalidToken("The admin token is not valid.")
         return await authenticate_admin(session, credential)
     if _looks_like_jwt(credential):
-        raise InvalidToken()
+        tokens: TokenService = request.app.state.tokens
+        return await tokens.verify(session, credential)
     if not credential.startswith("tether_"):
         raise InvalidApiKey()
     principal = await authenticate_key(session, credential)
@@ -84,3 +94,22 @@ async def require_admin(
 
 SecretKeyAuth = Annotated[KeyPrincipal, Depends(require_secret_key)]
 AdminAuth = Annotated[AdminPrincipal, Depends(require_admin)]
+
+
+async def require_user_token(
+    request: Request,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> User:
+    """The user a valid user token was minted for. The user is looked up on every request, so
+    deleting it ends every token minted for it at once."""
+    principal = await _resolve(request, session, bearer, None)
+    if not isinstance(principal, UserClaims):
+        raise InsufficientScope("SDK routes need a user token from GET /users/{userId}/token.")
+    try:
+        return await get_user(session, principal.environment_id, principal.user_id)
+    except NotFound:
+        raise InvalidToken("The user of this token no longer exists.") from None
+
+
+UserTokenAuth = Annotated[User, Depends(require_user_token)]

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from tether.api_keys.auth import SecretKeyAuth
+from tether.db.engine import SessionDep
+from tether.errors import error_responses
+from tether.schemas import Page, Success
+from tether.users import service
+from tether.users.schemas import CreateUserBody, Jwks, TokenOut, UpdateUserBody, UserOut
+from tether.users.tokens import published_keys
+
+router = APIRouter(tags=["users"])
+
+UserRef = Annotated[str, "A userId or a username"]
+
+
+@router.post("/users", responses=error_responses(401, 403, 409, 422))
+async def create_user(body: CreateUserBody, key: SecretKeyAuth, session: SessionDep) -> UserOut:
+    user = await service.create_user(
+        session, key.environment_id, username=body.username, full_name=body.full_name
+    )
+    return UserOut.model_validate(user)
+
+
+@router.get("/users", responses=error_responses(401, 403, 422))
+async def list_users(
+    key: SecretKeyAuth,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[UserOut]:
+    users, next_cursor = await service.list_users(
+        session, key.environment_id, limit=limit, cursor=cursor
+    )
+    return Page(data=[UserOut.model_validate(user) for user in users], next_cursor=next_cursor)
+
+
+@router.get("/users/{user_id}", responses=error_responses(401, 403, 404))
+async def get_user(user_id: UserRef, key: SecretKeyAuth, session: SessionDep) -> UserOut:
+    return UserOut.model_validate(await service.get_user(session, key.environment_id, user_id))
+
+
+@router.put("/users/{user_id}", responses=error_responses(401, 403, 404, 409, 422))
+async def update_user(
+    user_id: UserRef, body: UpdateUserBody, key: SecretKeyAuth, session: SessionDep
+) -> UserOut:
+    user = await service.update_user(
+        session, key.environment_id, user_id, body.model_dump(exclude_unset=True)
+    )
+    return UserOut.model_validate(user)
+
+
+@router.delete("/users/{user_id}", responses=error_responses(401, 403, 404))
+async def delete_user(user_id: UserRef, key: SecretKeyAuth, session: SessionDep) -> Success:
+    await service.delete_user(session, key.environment_id, user_id)
+    return Success()
+
+
+@router.get("/users/{user_id}/token", responses=error_responses(401, 403, 404))
+@router.get("/user/{user_id}/token", include_in_schema=False)
+async def mint_token(
+    user_id: UserRef, key: SecretKeyAuth, session: SessionDep, request: Request, response: Response
+) -> TokenOut:
+    """A new user token for the browser SDK on every call (Alloy's `GET /user/:userId/token`
+    is served too)."""
+    token, expires_at = await service.mint_token(
+        session, request.app.state.tokens, key.environment_id, user_id
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return TokenOut(token=token, expires_at=expires_at)
+
+
+@router.get("/.well-known/jwks.json", tags=["sdk"])
+async def jwks(session: SessionDep, response: Response) -> Jwks:
+    """Every public key that can still verify a live user token."""
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return Jwks(keys=await published_keys(session))

@@ -1,0 +1,228 @@
+"""User tokens: ES256 JWTs for the browser SDK, signed with per-environment keys.
+
+Keys are decrypted and parsed once per process (re-parsing a PEM per call made signing ~100x
+slower). Which key is active is read from the database with the user on every mint, so a
+rotation made by any process takes effect on every process at its next mint."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tether.db.base import utcnow
+from tether.errors import InvalidToken, TokenExpired
+from tether.security.crypto import Keyring
+from tether.users.models import TokenKey
+
+ALGORITHM = "ES256"
+TOKEN_TYPE = "sdk+jwt"  # noqa: S105 (the JWT typ, not a secret)
+AUDIENCE = "tether:sdk"
+# The longest a user token can live: a retired key stays published (and verifies) this long.
+MAX_TTL = timedelta(seconds=86400)
+
+
+def _aad(key_id: str) -> str:
+    return f"token_keys:{key_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    private_key: ec.EllipticCurvePrivateKey
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyingKey:
+    environment_id: str
+    public_key: ec.EllipticCurvePublicKey
+    retired_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserClaims:
+    user_id: str
+    environment_id: str
+    expires_at: datetime
+
+
+async def create_token_key(
+    session: AsyncSession, keyring: Keyring, environment_id: str
+) -> TokenKey:
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    key = TokenKey(environment_id=environment_id, private_key_ciphertext="", public_jwk={})
+    session.add(key)
+    await session.flush()  # assigns the id, which is the kid and the associated data
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    key.private_key_ciphertext = keyring.encrypt(pem, _aad(key.id))
+    key.public_jwk = {
+        **ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True),
+        "kid": key.id,
+        "alg": ALGORITHM,
+        "use": "sig",
+    }
+    await session.flush()
+    return key
+
+
+async def rotate_token_key(
+    session: AsyncSession, keyring: Keyring, environment_id: str
+) -> TokenKey:
+    """Retire the active key and make a new one: new tokens use the new key at once, tokens
+    already minted keep verifying until they expire."""
+    active = await session.scalar(
+        select(TokenKey)
+        .where(TokenKey.environment_id == environment_id, TokenKey.retired_at.is_(None))
+        .with_for_update()
+    )
+    if active is not None:
+        active.retired_at = utcnow()
+        await session.flush()
+    return await create_token_key(session, keyring, environment_id)
+
+
+async def published_keys(session: AsyncSession) -> list[dict[str, Any]]:
+    """Every public key that can still verify a live token."""
+    horizon = utcnow() - MAX_TTL
+    keys = await session.scalars(
+        select(TokenKey.public_jwk)
+        .where(or_(TokenKey.retired_at.is_(None), TokenKey.retired_at > horizon))
+        .order_by(TokenKey.id)
+    )
+    return list(keys)
+
+
+class TokenService:
+    def __init__(self, keyring: Keyring, issuer: str) -> None:
+        self._keyring = keyring
+        self._issuer = issuer
+        self._signing: dict[str, SigningKey] = {}
+        self._verifying: dict[str, VerifyingKey] = {}
+
+    async def signing_key(
+        self, session: AsyncSession, environment_id: str, active_kid: str | None
+    ) -> SigningKey:
+        """The environment's active key; `active_kid` is what the database says is active."""
+        cached = self._signing.get(environment_id)
+        if cached is not None and cached.kid == active_kid:
+            return cached
+        row = await session.scalar(
+            select(TokenKey).where(
+                TokenKey.environment_id == environment_id, TokenKey.retired_at.is_(None)
+            )
+        )
+        if row is None:
+            row = await self._create_first_key(session, environment_id)
+        private_key = serialization.load_pem_private_key(
+            self._keyring.decrypt(row.private_key_ciphertext, _aad(row.id)), password=None
+        )
+        assert isinstance(private_key, ec.EllipticCurvePrivateKey)
+        key = SigningKey(row.id, private_key)
+        self._signing[environment_id] = key
+        return key
+
+    async def _create_first_key(self, session: AsyncSession, environment_id: str) -> TokenKey:
+        try:
+            async with session.begin_nested():
+                return await create_token_key(session, self._keyring, environment_id)
+        except IntegrityError:  # another request created it first
+            row = await session.scalar(
+                select(TokenKey).where(
+                    TokenKey.environment_id == environment_id, TokenKey.retired_at.is_(None)
+                )
+            )
+            assert row is not None
+            return row
+
+    def mint(
+        self, key: SigningKey, *, user_id: str, environment_id: str, ttl_seconds: int
+    ) -> tuple[str, datetime]:
+        now = utcnow().replace(microsecond=0)
+        expires_at = now + timedelta(seconds=ttl_seconds)
+        claims = {
+            "iss": self._issuer,
+            "aud": AUDIENCE,
+            "sub": user_id,
+            "env": environment_id,
+            "iat": int(now.timestamp()),
+            "exp": int(expires_at.timestamp()),
+            "jti": secrets.token_urlsafe(16),
+        }
+        token = jwt.encode(
+            claims,
+            key.private_key,
+            algorithm=ALGORITHM,
+            headers={"kid": key.kid, "typ": TOKEN_TYPE},
+        )
+        return token, expires_at
+
+    async def _verifying_key(self, session: AsyncSession, kid: str) -> VerifyingKey | None:
+        cached = self._verifying.get(kid)
+        if cached is not None:
+            return cached
+        row = (
+            await session.execute(
+                select(TokenKey.environment_id, TokenKey.public_jwk, TokenKey.retired_at).where(
+                    TokenKey.id == kid
+                )
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        public_key = ECAlgorithm.from_jwk(row.public_jwk)
+        assert isinstance(public_key, ec.EllipticCurvePublicKey)
+        # Safe to keep even if the key is retired later: it can only have signed tokens that
+        # expire within MAX_TTL of its retirement, and exp is always checked.
+        key = VerifyingKey(row.environment_id, public_key, row.retired_at)
+        self._verifying[kid] = key
+        return key
+
+    async def verify(self, session: AsyncSession, token: str) -> UserClaims:
+        """The claims of a valid user token, or InvalidToken / TokenExpired. No clock leeway."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise InvalidToken() from None
+        kid = header.get("kid")
+        if (
+            header.get("alg") != ALGORITHM
+            or header.get("typ") != TOKEN_TYPE
+            or not isinstance(kid, str)
+        ):
+            raise InvalidToken()
+        key = await self._verifying_key(session, kid)
+        if key is None or (key.retired_at is not None and key.retired_at < utcnow() - MAX_TTL):
+            raise InvalidToken()
+        try:
+            claims = jwt.decode(
+                token,
+                key.public_key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=self._issuer,
+                options={"require": ["iss", "aud", "sub", "env", "iat", "exp", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenExpired() from None
+        except jwt.InvalidTokenError:
+            raise InvalidToken() from None
+        if claims["env"] != key.environment_id or not isinstance(claims["sub"], str):
+            raise InvalidToken()
+        return UserClaims(
+            user_id=claims["sub"],
+            environment_id=key.environment_id,
+            expires_at=datetime.fromtimestamp(claims["exp"], tz=utcnow().tzinfo),
+        )
