@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Self
 from urllib.parse import urlsplit
@@ -36,18 +37,35 @@ class AccountOut(Model):
     environments: list[EnvironmentOut]
 
 
+# What a browser can put in an Origin header's host: a DNS name (IDNs in their punycode form)
+# or an IP address (IPv6 without its brackets, as `urlsplit` gives it).
+_ORIGIN_HOST = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _origin(value: str) -> str:
+    error = ValueError("an origin is scheme://host[:port], like https://app.example.com")
     parts = urlsplit(value.strip())
+    try:
+        port = parts.port  # a port that is not a number in 0..65535 raises here
+    except ValueError:
+        raise error from None
+    host = parts.hostname
     if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
+        parts.scheme not in _DEFAULT_PORTS
+        or not host
+        or not _ORIGIN_HOST.fullmatch(host)
+        or "@" in parts.netloc  # credentials, even an empty user name
         or parts.path not in ("", "/")
         or parts.query
         or parts.fragment
-        or parts.username
     ):
-        raise ValueError("an origin is scheme://host[:port], like https://app.example.com")
-    return f"{parts.scheme}://{parts.netloc.lower()}"
+        raise error
+    # The form browsers send: lower case, brackets around IPv6, no default port.
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS[parts.scheme]:
+        netloc = f"{netloc}:{port}"
+    return f"{parts.scheme}://{netloc}"
 
 
 class EnvironmentPatch(Body):
