@@ -18,13 +18,17 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 @router.post("/login", responses=error_responses(401, 422))
-async def login(body: LoginBody, request: Request, session: SessionDep) -> LoginOut:
+async def login(
+    body: LoginBody, request: Request, session: SessionDep, response: Response
+) -> LoginOut:
     token, expires_at = await service.login(
         session,
         email=body.email,
         password=body.password,
         ttl_seconds=request.app.state.settings.admin_session_ttl_seconds,
     )
+    # The token is a credential: no cache may keep the response that carries it.
+    response.headers["Cache-Control"] = "no-store"
     return LoginOut(token=token, expires_at=expires_at)
 
 
