@@ -10,9 +10,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy.engine import make_url
@@ -22,6 +24,70 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem document with this status and code."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    assert body["requestId"] == response.headers["x-request-id"]
+    return body
+
+
+def api_keys_of(account: Any) -> list[str]:
+    """The four keys `tether init` made for a test account: secret and publishable, per
+    environment."""
+    return [
+        key for env in (account.dev, account.prod) for key in (env.secret_key, env.publishable_key)
+    ]
+
+
+def mutate(secret: str, index: int = -10) -> str:
+    """The same secret with the base62 character at `index` changed."""
+    replacement = "A" if secret[index] != "A" else "B"
+    return secret[:index] + replacement + secret[index:][1:]
+
+
+def rfc3339_utc(value: str) -> datetime:
+    """A timestamp from the wire, which must be an RFC 3339 string in UTC."""
+    stamp = datetime.fromisoformat(value)
+    assert stamp.utcoffset() == timedelta(0), value
+    return stamp
+
+
+# An admin route, so that an API key that authenticates is told 403 insufficient_scope and one
+# that does not is told 401: the two outcomes tell a valid key from a refused one.
+PROBE = "/admin/account"
+
+
+async def assert_key_accepted(client: httpx.AsyncClient, key: str) -> None:
+    assert_problem(await client.get(PROBE, headers=bearer(key)), 403, "insufficient_scope")
+
+
+async def assert_key_refused(client: httpx.AsyncClient, key: str, code: str) -> None:
+    assert_problem(await client.get(PROBE, headers=bearer(key)), 401, code)
+
+
+async def assert_admin_only(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    api_keys: Sequence[str],
+    json: Any = None,
+) -> None:
+    """No credential is a 401 missing_credentials; every valid API key, by either header,
+    is a 403 insufficient_scope."""
+    response = await client.request(method, path, json=json)
+    assert_problem(response, 401, "missing_credentials")
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert api_keys
+    for key in api_keys:
+        for headers in (bearer(key), {"x-api-key": key}):
+            response = await client.request(method, path, json=json, headers=headers)
+            assert_problem(response, 403, "insufficient_scope")
 
 
 def free_port() -> int:
@@ -83,9 +149,15 @@ class Server:
 
 @contextlib.contextmanager
 def run_server(
-    env: dict[str, str], tmp_path: Path, *, workers: int = 1, name: str = "server"
+    env: dict[str, str],
+    tmp_path: Path,
+    *,
+    workers: int = 1,
+    name: str = "server",
+    args: Sequence[str] = (),
 ) -> Iterator[Server]:
-    """`tether serve` as a real process on a free port, stopped afterwards."""
+    """`tether serve` as a real process on a free port, stopped afterwards. `args` are extra
+    options for `tether serve`, such as `--bootstrap`."""
     port = free_port()
     log_path = tmp_path / f"{name}-{port}.log"
     full_env = {**os.environ, **env}
@@ -100,6 +172,7 @@ def run_server(
                 str(port),
                 "--workers",
                 str(workers),
+                *args,
             ],
             env=full_env,
             cwd=tmp_path,
