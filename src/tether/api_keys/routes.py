@@ -13,9 +13,8 @@ from tether.api_keys.schemas import (
     CreateKeyBody,
     RollKeyBody,
 )
-from tether.db.base import utcnow
 from tether.db.engine import SessionDep
-from tether.errors import ValidationFailed, error_responses
+from tether.errors import error_responses
 
 router = APIRouter(prefix="/admin/environments/{env}/api-keys", tags=["admin"])
 
@@ -39,8 +38,6 @@ async def create_key(
     env: str, body: CreateKeyBody, admin: AdminAuth, session: SessionDep, response: Response
 ) -> ApiKeyCreated:
     environment = await get_environment(session, admin.account_id, env)
-    if body.expires_at is not None and body.expires_at <= utcnow():
-        raise ValidationFailed("expiresAt must be in the future.")
     key, plaintext = await service.create_key(
         session, environment, body.type, name=body.name, expires_at=body.expires_at
     )

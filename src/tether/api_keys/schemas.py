@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, field_validator
 
 from tether.api_keys.service import MAX_GRACE_SECONDS
+from tether.db.base import utcnow
 from tether.schemas import Body, Model
 
 
@@ -33,6 +34,16 @@ class CreateKeyBody(Body):
     type: Literal["secret", "publishable"]
     name: str | None = Field(default=None, min_length=1, max_length=200)
     expires_at: AwareDatetime | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        # Here rather than in the route, so that the 422 lists the field like any other.
+        if value is None:
+            return None
+        if value <= utcnow():
+            raise ValueError("expiresAt must be in the future")
+        return value.astimezone(UTC)  # the response echoes it, and timestamps go out in UTC
 
 
 class RollKeyBody(Body):
