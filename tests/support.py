@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,6 +90,23 @@ async def assert_admin_only(
         for headers in (bearer(key), {"x-api-key": key}):
             response = await client.request(method, path, json=json, headers=headers)
             assert_problem(response, 403, "insufficient_scope")
+
+
+@contextlib.contextmanager
+def recorded_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
+    """Every SQL statement, with its parameters, that `engine` sends while the block runs."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+    ) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 def free_port() -> int:
