@@ -89,6 +89,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+    # Finish the background lastUsedAt writes a test caused, so none is left holding SQLite's
+    # write lock while a later test blocks the loop on a subprocess.
+    await app.state.key_usage.drain()
 
 
 @dataclass

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     admin_session_ttl_seconds: int = Field(
         default=12 * 3600, ge=60, description="Lifetime of an admin login."
     )
+    oauth_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Timeout of each request to an OAuth provider."
+    )
     allow_insecure_oauth_urls: bool = Field(
         default=False,
         description="Allow `http://` OAuth URLs on custom_oauth2 integrations (local only).",

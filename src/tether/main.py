@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from tether.accounts.routes import router as accounts_router
 from tether.api_keys.routes import router as api_keys_router
 from tether.api_keys.usage import KeyUsageRecorder
+from tether.catalog.routes import admin as integrations_admin_router
+from tether.catalog.routes import router as catalog_router
 from tether.config import Settings, get_settings
 from tether.db.engine import make_engine, make_sessionmaker
 from tether.errors import install_error_handlers
+from tether.installations.connect import OAuthFlows
+from tether.installations.routes import router as installations_router
 from tether.middleware import DEFAULT_API_VERSION, TetherMiddleware
 from tether.ops.routes import router as ops_router
 from tether.sdk.routes import router as sdk_router
@@ -36,12 +41,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings)
     sessionmaker = make_sessionmaker(engine)
     key_usage = KeyUsageRecorder(sessionmaker)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.oauth_timeout_seconds),
+        follow_redirects=False,
+        headers={"User-Agent": "Tether"},
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await warm_up()
         yield
         await key_usage.drain()
+        await http.aclose()
         await engine.dispose()
 
     app = FastAPI(
@@ -56,9 +67,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.key_usage = key_usage
     app.state.keyring = keyring
     app.state.tokens = TokenService(keyring, issuer=settings.public_url)
+    app.state.oauth = OAuthFlows(sessionmaker, keyring, http, settings.public_url)
 
     install_error_handlers(app)
-    for router in (ops_router, accounts_router, api_keys_router, users_router, sdk_router):
+    for router in (
+        ops_router,
+        accounts_router,
+        api_keys_router,
+        integrations_admin_router,
+        catalog_router,
+        users_router,
+        installations_router,
+        sdk_router,
+    ):
         app.include_router(router)
     app.add_middleware(TetherMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -30,3 +31,10 @@ class Page(Model, Generic[T]):
 
 class Success(Model):
     success: bool = True
+
+
+# The query parameters of every cursor-paginated list.
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size (1-200).")]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="The `nextCursor` of the previous page.")
+]

@@ -80,6 +80,20 @@ async def require_secret_key(
     return principal
 
 
+async def require_api_key(
+    request: Request,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    api_key: Annotated[str | None, Security(_api_key_header)],
+) -> KeyPrincipal:
+    """A secret or a publishable key: for what a browser may read (the catalogue and the
+    environment's integrations)."""
+    principal = await _resolve(request, session, bearer, api_key)
+    if not isinstance(principal, KeyPrincipal):
+        raise InsufficientScope("This route needs an API key.")
+    return principal
+
+
 async def require_admin(
     request: Request,
     session: SessionDep,
@@ -93,6 +107,7 @@ async def require_admin(
 
 
 SecretKeyAuth = Annotated[KeyPrincipal, Depends(require_secret_key)]
+ApiKeyAuth = Annotated[KeyPrincipal, Depends(require_api_key)]
 AdminAuth = Annotated[AdminPrincipal, Depends(require_admin)]
 
 

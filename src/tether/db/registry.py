@@ -2,9 +2,18 @@
 
 from tether.accounts import models as accounts_models
 from tether.api_keys import models as api_keys_models
+from tether.catalog import models as catalog_models
 from tether.db.base import Base
+from tether.installations import models as installations_models
 from tether.users import models as users_models
 
 metadata = Base.metadata
 
-__all__ = ["accounts_models", "api_keys_models", "metadata", "users_models"]
+__all__ = [
+    "accounts_models",
+    "api_keys_models",
+    "catalog_models",
+    "installations_models",
+    "metadata",
+    "users_models",
+]

@@ -1,9 +1,23 @@
+"""What the hosted modal calls, always as the user of the token."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from tether.api_keys.auth import UserTokenAuth
+from tether.catalog.apps import FieldOut
+from tether.db.engine import SessionDep
 from tether.errors import error_responses
+from tether.installations import service as installations
+from tether.installations.connect import OAuthFlows
+from tether.installations.schemas import (
+    AuthorizeUrl,
+    InstallBody,
+    SdkInstalled,
+    SdkIntegrationList,
+    SdkIntegrationOut,
+)
+from tether.schemas import Success
 from tether.sdk.schemas import MeOut
 
 router = APIRouter(prefix="/sdk", tags=["sdk"])
@@ -13,3 +27,61 @@ router = APIRouter(prefix="/sdk", tags=["sdk"])
 async def me(user: UserTokenAuth) -> MeOut:
     """The user the token was minted for."""
     return MeOut.model_validate(user)
+
+
+@router.get("/integrations", responses=error_responses(401, 403))
+async def integrations(user: UserTokenAuth, session: SessionDep) -> SdkIntegrationList:
+    """The environment's integrations, each with the user's installation state and, for
+    api_key and basic apps, the fields to ask for."""
+    states = await installations.integration_states(session, user.environment_id, user.id)
+    return SdkIntegrationList(
+        data=[
+            SdkIntegrationOut(
+                integration_id=state.integration.id,
+                app=state.integration.app,
+                name=state.integration.name,
+                auth_type=state.app.auth_type,
+                installed=state.installation_id is not None,
+                installation_id=state.installation_id,
+                status="error" if state.status == "error" else state.status and "active",
+                fields=[FieldOut.model_validate(field) for field in state.app.fields],
+            )
+            for state in states
+        ]
+    )
+
+
+@router.post("/installations", responses=error_responses(401, 403, 404, 409, 422))
+async def install(
+    body: InstallBody, user: UserTokenAuth, session: SessionDep, request: Request
+) -> SdkInstalled:
+    """Install an api_key or basic integration from the modal's form."""
+    installation, _ = await installations.install_fields(
+        session,
+        request.app.state.keyring,
+        environment_id=user.environment_id,
+        user_id=user.id,
+        integration_id=body.integration_id,
+        data=body.data,
+    )
+    return SdkInstalled(installation_id=installation.id)
+
+
+@router.delete("/installations/{installation_id}", responses=error_responses(401, 403, 404))
+async def uninstall(installation_id: str, user: UserTokenAuth, session: SessionDep) -> Success:
+    await installations.delete_installation(
+        session, user.environment_id, installation_id, user_id=user.id
+    )
+    return Success()
+
+
+@router.post("/oauth/{integration_id}/start", responses=error_responses(401, 403, 404, 422))
+async def start_oauth(
+    integration_id: str, user: UserTokenAuth, session: SessionDep, request: Request
+) -> AuthorizeUrl:
+    """Begin an OAuth 2.0 connection: the provider URL to open in a popup."""
+    flows: OAuthFlows = request.app.state.oauth
+    url = await flows.start(
+        session, environment_id=user.environment_id, user_id=user.id, integration_id=integration_id
+    )
+    return AuthorizeUrl(authorize_url=url)

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from tether.api_keys.auth import SecretKeyAuth
 from tether.db.engine import SessionDep
 from tether.errors import error_responses
-from tether.schemas import Page, Success
+from tether.schemas import Cursor, Limit, Page, Success
 from tether.users import service
 from tether.users.schemas import CreateUserBody, Jwks, TokenOut, UpdateUserBody, UserOut
 from tether.users.tokens import published_keys
@@ -29,8 +29,8 @@ async def create_user(body: CreateUserBody, key: SecretKeyAuth, session: Session
 async def list_users(
     key: SecretKeyAuth,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[UserOut]:
     users, next_cursor = await service.list_users(
         session, key.environment_id, limit=limit, cursor=cursor

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from datetime import datetime
 from typing import Any
@@ -13,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tether.accounts.models import Environment
-from tether.errors import NotFound, UsernameTaken, ValidationFailed
+from tether.db.pagination import paginate
+from tether.errors import NotFound, UsernameTaken
 from tether.users.models import TokenKey, User
 from tether.users.tokens import TokenService
 
@@ -80,30 +79,11 @@ async def delete_user(session: AsyncSession, environment_id: str, ref: str) -> N
     await session.execute(delete(User).where(User.id == user.id))
 
 
-def _encode_cursor(user_id: str) -> str:
-    return base64.urlsafe_b64encode(user_id.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        user_id = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        user_id = ""
-    if not _USER_ID.fullmatch(user_id):
-        raise ValidationFailed("The cursor is not valid: pass back a nextCursor as it came.")
-    return user_id
-
-
 async def list_users(
     session: AsyncSession, environment_id: str, *, limit: int, cursor: str | None
 ) -> tuple[list[User], str | None]:
     query = select(User).where(User.environment_id == environment_id)
-    if cursor:
-        query = query.where(User.id > _decode_cursor(cursor))
-    rows = list(await session.scalars(query.order_by(User.id).limit(limit + 1)))
-    next_cursor = _encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return await paginate(session, query, User.id, prefix="usr", limit=limit, cursor=cursor)
 
 
 async def mint_token(
