@@ -156,6 +156,25 @@ def drop_database(base_url: str, url: str) -> None:
     asyncio.run(drop())
 
 
+async def run_cli(
+    env: dict[str, str], cwd: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`tether ARGS...` as a real process. `cwd` should be a scratch folder, so that no `.env`
+    file is picked up from the checkout. It runs in a thread so that the test's event loop
+    keeps going: a background write of the in-process app must not sit on SQLite's write
+    lock, half done, while the command waits for it."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tether", *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @dataclass
 class Server:
     url: str
