@@ -291,6 +291,36 @@ def secrets_generate_key() -> None:
     typer.echo(generate_key_spec())
 
 
+@secrets_app.command("rotate")
+def secrets_rotate(as_json: JsonOption = False) -> None:
+    """Re-encrypt every stored secret under the first key of TETHER_ENCRYPTION_KEYS.
+
+    Run it after every process has the new key list (new key first, old keys after); the
+    service keeps serving meanwhile. Afterwards the old keys can be removed."""
+    from tether.db.engine import make_engine, make_sessionmaker
+    from tether.security.rotation import rotate_secrets
+
+    settings = get_settings()
+    keyring = _keyring(settings)
+
+    async def run() -> dict[str, int]:
+        engine = make_engine(settings)
+        try:
+            return await rotate_secrets(make_sessionmaker(engine), keyring)
+        finally:
+            await engine.dispose()
+
+    try:
+        counts = asyncio.run(run())
+    except TetherError as exc:
+        raise _fail(exc.detail) from None
+    if as_json:
+        typer.echo(json.dumps({"primaryKeyId": keyring.primary_kid, "rewritten": counts}))
+        return
+    for table, count in counts.items():
+        typer.echo(f"{table}: {count} re-encrypted under {keyring.primary_kid}")
+
+
 @token_keys_app.command("rotate")
 def token_keys_rotate(
     environment: Annotated[

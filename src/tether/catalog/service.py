@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tether.catalog.apps import App, get_app
 from tether.catalog.models import Integration
 from tether.errors import NotFound, ValidationFailed
-from tether.security.crypto import Keyring
+from tether.security.crypto import Keyring, row_identity
 
 _OAUTH_ONLY = ("client_id", "client_secret", "scopes", "authorize_url", "token_url")
 
@@ -34,7 +34,7 @@ class OAuthClient:
 
 
 def _secret_aad(integration_id: str) -> str:
-    return f"integrations:{integration_id}:client_secret"
+    return row_identity("integrations", integration_id)
 
 
 def app_of(integration: Integration) -> App:

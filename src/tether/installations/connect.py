@@ -26,7 +26,7 @@ from tether.errors import Conflict, NotFound, TetherError, ValidationFailed
 from tether.installations import oauth
 from tether.installations.models import Credential, Installation, OAuthState
 from tether.installations.service import install, seal, unseal
-from tether.security.crypto import Keyring
+from tether.security.crypto import Keyring, row_identity
 from tether.security.keys import digest
 
 STATE_TTL = timedelta(minutes=10)
@@ -93,7 +93,7 @@ class OAuthFlows:
         await session.flush()
         if verifier is not None:
             record.verifier_ciphertext = self._keyring.encrypt(
-                verifier.encode(), f"oauth_states:{record.id}"
+                verifier.encode(), row_identity("oauth_states", record.id)
             )
             await session.flush()
         return oauth.authorize_url(
@@ -136,7 +136,7 @@ class OAuthFlows:
         verifier = None
         if row.verifier_ciphertext is not None:
             verifier = self._keyring.decrypt(
-                row.verifier_ciphertext, f"oauth_states:{row.id}"
+                row.verifier_ciphertext, row_identity("oauth_states", row.id)
             ).decode()
 
         async with self._sessionmaker() as session:

@@ -18,7 +18,7 @@ from tether.catalog.service import app_of, get_integration, list_integrations
 from tether.db.pagination import paginate
 from tether.errors import AlreadyInstalled, NotFound, ValidationFailed
 from tether.installations.models import Credential, Installation
-from tether.security.crypto import Keyring
+from tether.security.crypto import Keyring, row_identity
 
 MAX_FIELD_LENGTH = 4000
 
@@ -32,7 +32,7 @@ class IntegrationState:
 
 
 def credential_aad(credential_id: str) -> str:
-    return f"credentials:{credential_id}"
+    return row_identity("credentials", credential_id)
 
 
 def seal(keyring: Keyring, credential: Credential, data: dict[str, Any]) -> None:

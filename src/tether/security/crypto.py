@@ -36,6 +36,11 @@ class UndecryptableSecret(TetherError):
     )
 
 
+def row_identity(table: str, row_id: str) -> str:
+    """The associated data of a secret stored in a row: it decrypts in that row only."""
+    return f"{table}:{row_id}"
+
+
 def generate_key_spec() -> str:
     """A fresh `kid:base64key` entry for TETHER_ENCRYPTION_KEYS."""
     kid = f"k{datetime.now(UTC):%Y%m%d}{secrets.token_hex(2)}"

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tether.db.base import utcnow
 from tether.errors import InvalidToken, TokenExpired
-from tether.security.crypto import Keyring
+from tether.security.crypto import Keyring, row_identity
 from tether.users.models import TokenKey
 
 ALGORITHM = "ES256"
@@ -32,7 +32,7 @@ MAX_TTL = timedelta(seconds=86400)
 
 
 def _aad(key_id: str) -> str:
-    return f"token_keys:{key_id}"
+    return row_identity("token_keys", key_id)
 
 
 @dataclass(frozen=True, slots=True)
