@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tether.catalog.apps import AppOut
 from tether.schemas import Body, Model
@@ -34,6 +34,14 @@ class UpdateIntegrationBody(Body):
     authorize_url: Url | None = None
     token_url: Url | None = None
     enabled: bool | None = None
+
+    @field_validator("name", "client_secret", "enabled")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Omit these to keep them; null would clear a column that cannot be empty.
+        if value is None:
+            raise ValueError("may be omitted, but not null")
+        return value
 
 
 class IntegrationOut(Model):
