@@ -23,6 +23,9 @@ from tether.ops.routes import router as ops_router
 from tether.sdk.routes import router as sdk_router
 from tether.security.crypto import Keyring
 from tether.security.passwords import warm_up
+from tether.tenants.routes import admin as signing_keys_router
+from tether.tenants.routes import router as tenants_router
+from tether.tenants.service import TenantTokenVerifier
 from tether.users.routes import router as users_router
 from tether.users.tokens import TokenService
 
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keyring = keyring
     app.state.tokens = TokenService(keyring, issuer=settings.public_url)
     app.state.oauth = OAuthFlows(sessionmaker, keyring, http, settings.public_url)
+    app.state.tenant_tokens = TenantTokenVerifier()
 
     install_error_handlers(app)
     for router in (
@@ -78,7 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog_router,
         users_router,
         installations_router,
+        signing_keys_router,
         sdk_router,
+        # Last: its path /{environmentId}/{integrationId}/{tenantId}/linkedSources is the most
+        # general of all.
+        tenants_router,
     ):
         app.include_router(router)
     app.add_middleware(TetherMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -28,12 +28,12 @@ from tether.users.tokens import TokenService, UserClaims
 
 Principal = KeyPrincipal | AdminPrincipal | UserClaims
 
-_bearer = HTTPBearer(
+bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
     description="A secret API key, an admin token, or a user token, depending on the route.",
 )
-_api_key_header = APIKeyHeader(
+api_key_header = APIKeyHeader(
     name="x-api-key",
     auto_error=False,
     scheme_name="apiKey",
@@ -45,7 +45,7 @@ def _looks_like_jwt(credential: str) -> bool:
     return credential.count(".") == 2
 
 
-async def _resolve(
+async def resolve_principal(
     request: Request,
     session: SessionDep,
     bearer: HTTPAuthorizationCredentials | None,
@@ -71,10 +71,10 @@ async def _resolve(
 async def require_secret_key(
     request: Request,
     session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    api_key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    api_key: Annotated[str | None, Security(api_key_header)],
 ) -> KeyPrincipal:
-    principal = await _resolve(request, session, bearer, api_key)
+    principal = await resolve_principal(request, session, bearer, api_key)
     if not isinstance(principal, KeyPrincipal) or principal.key_type != "secret":
         raise InsufficientScope("This route needs a secret API key.")
     return principal
@@ -83,12 +83,12 @@ async def require_secret_key(
 async def require_api_key(
     request: Request,
     session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    api_key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    api_key: Annotated[str | None, Security(api_key_header)],
 ) -> KeyPrincipal:
     """A secret or a publishable key: for what a browser may read (the catalogue and the
     environment's integrations)."""
-    principal = await _resolve(request, session, bearer, api_key)
+    principal = await resolve_principal(request, session, bearer, api_key)
     if not isinstance(principal, KeyPrincipal):
         raise InsufficientScope("This route needs an API key.")
     return principal
@@ -97,10 +97,10 @@ async def require_api_key(
 async def require_admin(
     request: Request,
     session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    api_key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    api_key: Annotated[str | None, Security(api_key_header)],
 ) -> AdminPrincipal:
-    principal = await _resolve(request, session, bearer, api_key)
+    principal = await resolve_principal(request, session, bearer, api_key)
     if not isinstance(principal, AdminPrincipal):
         raise InsufficientScope("Admin routes need an admin token from POST /admin/login.")
     return principal
@@ -114,11 +114,11 @@ AdminAuth = Annotated[AdminPrincipal, Depends(require_admin)]
 async def require_user_token(
     request: Request,
     session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
 ) -> User:
     """The user a valid user token was minted for. The user is looked up on every request, so
     deleting it ends every token minted for it at once."""
-    principal = await _resolve(request, session, bearer, None)
+    principal = await resolve_principal(request, session, bearer, None)
     if not isinstance(principal, UserClaims):
         raise InsufficientScope("SDK routes need a user token from GET /users/{userId}/token.")
     try:

@@ -5,6 +5,7 @@ from tether.api_keys import models as api_keys_models
 from tether.catalog import models as catalog_models
 from tether.db.base import Base
 from tether.installations import models as installations_models
+from tether.tenants import models as tenants_models
 from tether.users import models as users_models
 
 metadata = Base.metadata
@@ -15,5 +16,6 @@ __all__ = [
     "catalog_models",
     "installations_models",
     "metadata",
+    "tenants_models",
     "users_models",
 ]
