@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -320,10 +321,24 @@ class TestRollKey:
     ) -> None:
         old = await find_key(client, account.admin, "development", account.dev.secret_key)
         response = await client.post(
-            keys_path("development", old["id"], "roll"), headers=account.admin
+            keys_path(account.dev.id, old["id"], "roll"), headers=account.admin
         )
         assert response.status_code == 201, response.text
         await assert_key_refused(client, account.dev.secret_key, "api_key_revoked")
+
+    async def test_concurrent_rolls_replace_a_key_once(
+        self, client: httpx.AsyncClient, account: Account
+    ) -> None:
+        old = await create_key(client, account.admin)
+        path = keys_path("development", old["id"], "roll")
+        responses = await asyncio.gather(
+            *(
+                client.post(path, json={"gracePeriodSeconds": 0}, headers=account.admin)
+                for _ in range(4)
+            )
+        )
+        assert sorted(r.status_code for r in responses) == [201, 409, 409, 409]
+        assert len(await list_keys(client, account.admin, "development")) == 4
 
     async def test_a_grace_period_keeps_the_old_key_until_it_ends(
         self,
