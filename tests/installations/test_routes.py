@@ -477,7 +477,7 @@ class TestListInstallations:
         ],
     )
     async def test_bad_query_is_422(
-        self, client: httpx.AsyncClient, account: Account, params: dict[str, object]
+        self, client: httpx.AsyncClient, account: Account, params: dict[str, str | int]
     ) -> None:
         response = await client.get(
             "/installations", params=params, headers=bearer(account.dev.secret_key)
