@@ -1,0 +1,17 @@
+-- GET /tenants/{id}/linked-sources with a secret key, rotating over the seeded user ids
+-- (a hotglue tenant is a Tether user). Used only when bench/run.py's probe finds the route.
+local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(dir .. "common.lua")
+
+local ids, headers, i
+
+function init(args)
+  ids = bench_read_lines(bench_env("BENCH_IDS_FILE"))
+  headers = { ["Authorization"] = "Bearer " .. bench_env("BENCH_KEY") }
+  i = ((tid or 1) - 1) * math.floor(#ids / 2)
+end
+
+function request()
+  i = i % #ids + 1
+  return wrk.format("GET", "/tenants/" .. ids[i] .. "/linked-sources", headers)
+end
