@@ -138,3 +138,34 @@ class TestCredentials:
         response = await client.get("/admin/account", headers=bearer("nonsense"))
         assert response.status_code == 401
         assert response.json()["code"] == "invalid_api_key"
+
+
+class TestStrictScalars:
+    """Numbers and booleans must be sent as such: "60" is not 60 and "yes" is not true."""
+
+    @pytest.mark.parametrize(
+        ("path", "body"),
+        [
+            ("/admin/environments/development", {"userTokenTtlSeconds": "60"}),
+            ("/admin/environments/development", {"userTokenTtlSeconds": True}),
+            ("/admin/environments/development", {"requireTenantToken": "yes"}),
+            ("/admin/environments/development", {"requireTenantToken": 1}),
+        ],
+    )
+    async def test_patch_refuses_coercible_values(
+        self, client: httpx.AsyncClient, account: Account, path: str, body: dict[str, object]
+    ) -> None:
+        response = await client.patch(path, json=body, headers=account.admin)
+        assert response.status_code == 422, response.text
+
+    async def test_roll_refuses_a_string_grace_period(
+        self, client: httpx.AsyncClient, account: Account
+    ) -> None:
+        keys = await client.get("/admin/environments/development/api-keys", headers=account.admin)
+        key_id = keys.json()["data"][0]["id"]
+        response = await client.post(
+            f"/admin/environments/development/api-keys/{key_id}/roll",
+            json={"gracePeriodSeconds": "60"},
+            headers=account.admin,
+        )
+        assert response.status_code == 422

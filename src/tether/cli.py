@@ -258,6 +258,16 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The id of the key.")
     typer.echo(f"Revoked {key_id}.")
 
 
+def _key_state(key: dict[str, Any]) -> str:
+    from datetime import UTC, datetime
+
+    if key["revokedAt"]:
+        return "revoked"
+    if key["expiresAt"] and datetime.fromisoformat(key["expiresAt"]) <= datetime.now(UTC):
+        return "expired"
+    return f"active until {key['expiresAt']}" if key["expiresAt"] else "active"
+
+
 @keys_app.command("list")
 def keys_list(
     account: Annotated[str, typer.Option(help="Account id.")],
@@ -277,7 +287,7 @@ def keys_list(
         typer.echo(json.dumps({"data": keys}))
         return
     for key in keys:
-        state = "revoked" if key["revokedAt"] else "active"
+        state = _key_state(key)
         typer.echo(f"{key['id']}  {key['type']:<11}  {key['prefix']}…{key['last4']}  {state}")
 
 

@@ -22,6 +22,12 @@ from tether.api_keys.usage import KeyUsageRecorder
 from tether.db.base import utcnow
 
 
+async def use_key(client: httpx.AsyncClient, key: str) -> None:
+    """A request the key is accepted on: both kinds of key may read the catalogue."""
+    response = await client.get("/apps", headers={"x-api-key": key})
+    assert response.status_code == 200, response.text
+
+
 def updates_of(statements: list[tuple[str, Any]], key_id: str) -> list[str]:
     """The UPDATEs of api_keys that name this key."""
     return [
@@ -32,6 +38,14 @@ def updates_of(statements: list[tuple[str, Any]], key_id: str) -> list[str]:
 
 
 class TestLastUsedAt:
+    async def test_a_key_refused_for_the_route_is_not_marked_used(
+        self, app: FastAPI, client: httpx.AsyncClient, account: Account
+    ) -> None:
+        await assert_key_accepted(client, account.dev.secret_key)  # a 403 on an admin route
+        await app.state.key_usage.drain()
+        key = await find_key(client, account.admin, "development", account.dev.secret_key)
+        assert key["lastUsedAt"] is None
+
     async def test_is_null_until_the_key_is_used(
         self, app: FastAPI, client: httpx.AsyncClient, account: Account
     ) -> None:
@@ -48,7 +62,7 @@ class TestLastUsedAt:
         self, app: FastAPI, client: httpx.AsyncClient, account: Account
     ) -> None:
         before = utcnow()
-        await assert_key_accepted(client, account.prod.publishable_key)
+        await use_key(client, account.prod.publishable_key)
         await app.state.key_usage.drain()
         used = await find_key(client, account.admin, "production", account.prod.publishable_key)
         assert used["lastUsedAt"] is not None
@@ -62,13 +76,13 @@ class TestLastUsedAt:
     ) -> None:
         key = await find_key(client, account.admin, "development", account.dev.secret_key)
         with recorded_statements(app.state.engine) as statements:
-            await assert_key_accepted(client, account.dev.secret_key)
+            await use_key(client, account.dev.secret_key)
             await app.state.key_usage.drain()
             assert len(updates_of(statements, key["id"])) == 1
             first = await find_key(client, account.admin, "development", account.dev.secret_key)
 
-            await assert_key_accepted(client, account.dev.secret_key)
-            await assert_key_accepted(client, account.dev.secret_key)
+            await use_key(client, account.dev.secret_key)
+            await use_key(client, account.dev.secret_key)
             await app.state.key_usage.drain()
             assert len(updates_of(statements, key["id"])) == 1
         second = await find_key(client, account.admin, "development", account.dev.secret_key)
@@ -86,7 +100,7 @@ class TestLastUsedAt:
         long_ago = utcnow() - timedelta(minutes=5)
         await set_key_times(sessionmaker, key["id"], last_used_at=long_ago)
         before = utcnow()
-        await assert_key_accepted(client, key["key"])
+        await use_key(client, key["key"])
         await app.state.key_usage.drain()
         used = await find_key(client, account.admin, "development", key["key"])
         assert rfc3339_utc(used["lastUsedAt"]) >= before
@@ -101,7 +115,7 @@ class TestLastUsedAt:
         # A second process has its own recorder and may have read the key before the first
         # write: the conditional UPDATE still leaves the first timestamp in place.
         key = await create_key(client, account.admin)
-        await assert_key_accepted(client, key["key"])
+        await use_key(client, key["key"])
         await app.state.key_usage.drain()
         first = (await find_key(client, account.admin, "development", key["key"]))["lastUsedAt"]
         assert first is not None

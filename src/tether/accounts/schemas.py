@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, StrictInt, field_validator, model_validator
 
 from tether.schemas import Body, Model
 
@@ -69,9 +69,9 @@ def _origin(value: str) -> str:
 
 
 class EnvironmentPatch(Body):
-    require_tenant_token: bool | None = None
-    user_token_ttl_seconds: int | None = Field(default=None, ge=1, le=86400)
-    tenant_token_max_lifetime_seconds: int | None = Field(default=None, ge=60, le=86400)
+    require_tenant_token: StrictBool | None = None
+    user_token_ttl_seconds: StrictInt | None = Field(default=None, ge=1, le=86400)
+    tenant_token_max_lifetime_seconds: StrictInt | None = Field(default=None, ge=60, le=86400)
     allowed_origins: list[str] | None = Field(default=None, max_length=100)
 
     @field_validator("allowed_origins")

@@ -63,7 +63,11 @@ async def resolve_principal(
         return await tokens.verify(session, credential)
     if not credential.startswith("tether_"):
         raise InvalidApiKey()
-    principal = await authenticate_key(session, credential)
+    return await authenticate_key(session, credential)
+
+
+def accepted(request: Request, principal: KeyPrincipal) -> KeyPrincipal:
+    """Note the key's use (lastUsedAt), once it is accepted for the route."""
     request.app.state.key_usage.seen(principal.key_id, principal.last_used_at)
     return principal
 
@@ -77,7 +81,7 @@ async def require_secret_key(
     principal = await resolve_principal(request, session, bearer, api_key)
     if not isinstance(principal, KeyPrincipal) or principal.key_type != "secret":
         raise InsufficientScope("This route needs a secret API key.")
-    return principal
+    return accepted(request, principal)
 
 
 async def require_api_key(
@@ -91,7 +95,7 @@ async def require_api_key(
     principal = await resolve_principal(request, session, bearer, api_key)
     if not isinstance(principal, KeyPrincipal):
         raise InsufficientScope("This route needs an API key.")
-    return principal
+    return accepted(request, principal)
 
 
 async def require_admin(

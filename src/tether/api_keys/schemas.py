@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import AwareDatetime, Field, StrictInt, field_validator
 
 from tether.api_keys.service import MAX_GRACE_SECONDS
 from tether.db.base import utcnow
@@ -47,4 +47,4 @@ class CreateKeyBody(Body):
 
 
 class RollKeyBody(Body):
-    grace_period_seconds: int = Field(default=0, ge=0, le=MAX_GRACE_SECONDS)
+    grace_period_seconds: StrictInt = Field(default=0, ge=0, le=MAX_GRACE_SECONDS)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from tether.catalog.apps import AppOut
 from tether.schemas import Body, Model
@@ -33,7 +33,7 @@ class UpdateIntegrationBody(Body):
     scopes: Scopes | None = None
     authorize_url: Url | None = None
     token_url: Url | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
     @field_validator("name", "client_secret", "enabled")
     @classmethod

@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tether.accounts.models import Environment
-from tether.api_keys.auth import api_key_header, bearer_scheme, resolve_principal
+from tether.api_keys.auth import accepted, api_key_header, bearer_scheme, resolve_principal
 from tether.api_keys.service import KeyPrincipal
 from tether.db.engine import SessionDep
 from tether.errors import InsufficientScope, InvalidToken, NotFound, TenantTokenRequired
@@ -69,6 +69,7 @@ async def require_tenant_access(
         raise InsufficientScope(
             "Tenant routes need an API key (and, for a publishable key, a tenant token)."
         )
+    accepted(request, principal)
     if principal.key_type == "secret":
         return TenantAccess(principal.environment_id, "secret_key", None)
     environment = await session.get(Environment, principal.environment_id)
