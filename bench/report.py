@@ -186,7 +186,7 @@ def render(results: dict[str, Any]) -> str:
     lines += [
         f"- Date: {results['started_at']} (took {results['elapsed_min']:.1f} min)",
         f"- Command: `{results['command']}`",
-        f"- Commit: {machine['git']}",
+        f"- Commit: {machine['git']}; measured: {results.get('source', 'the working tree')}",
         f"- Load average (1, 5, 15 min) at the start: {machine['loadavg']}; at the end: "
         f"{results.get('loadavg_end', '?')} (anything else running skews the figures)",
         f"- Machine: {machine['nproc']} CPUs available (nproc), {machine['cpu_model']}, "

@@ -63,9 +63,12 @@ def drop_database(base_url: str, url: str) -> None:
     asyncio.run(_admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def server_env(database_url: str, encryption_key: str, pool_size: int) -> dict[str, str]:
-    """The caller's environment without any TETHER_* setting, plus the bench's own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+def server_env(
+    database_url: str, encryption_key: str, pool_size: int, source: Path | None = None
+) -> dict[str, str]:
+    """The caller's environment without any TETHER_* setting, plus the bench's own. With
+    `source`, Tether is imported from that tree instead of the working tree."""
+    env = base_env(source)
     env.update(
         TETHER_DATABASE_URL=database_url,
         TETHER_ENCRYPTION_KEYS=encryption_key,
@@ -75,15 +78,38 @@ def server_env(database_url: str, encryption_key: str, pool_size: int) -> dict[s
     return env
 
 
-def generate_encryption_key(python: Path, cwd: Path) -> str:
+def base_env(source: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    env.pop("PYTHONPATH", None)
+    if source is not None:
+        # Ahead of the editable install's path entry, so this tree's `tether` is imported.
+        env["PYTHONPATH"] = str(source / "src")
+    return env
+
+
+def generate_encryption_key(python: Path, cwd: Path, source: Path | None = None) -> str:
     out = subprocess.run(
         [str(python), "-m", "tether", "secrets", "generate-key"],
         capture_output=True,
         text=True,
         check=True,
         cwd=cwd,
+        env=base_env(source),
     )
     return out.stdout.strip()
+
+
+def tether_source(python: Path, env: dict[str, str], cwd: Path) -> str:
+    """Where the servers import `tether` from, to show which tree was measured."""
+    out = subprocess.run(
+        [str(python), "-c", "import tether; print(tether.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+        env=env,
+    )
+    return str(Path(out.stdout.strip()).parent)
 
 
 def tether_init(python: Path, env: dict[str, str], cwd: Path) -> dict[str, Any]:

@@ -1,0 +1,328 @@
+"""One table of the report: a database and a worker count, the ceiling and every endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import loadgen
+import procs
+import pyspy
+import seed
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    label: str
+    script: str
+
+
+CEILING = Endpoint("ceiling", "ceiling: bare FastAPI GET /ping", "ceiling.lua")
+# Measured in this order: the write last, so the reads see the seeded table as it was made.
+ENDPOINTS = {
+    ep.name: ep
+    for ep in (
+        Endpoint("token", "GET /users/{id}/token", "token.lua"),
+        Endpoint("get_user", "GET /users/{id}", "get_user.lua"),
+        Endpoint("sdk_me", "GET /sdk/me", "sdk_me.lua"),
+        Endpoint(
+            "linked_sources", "GET /tenants/{id}/linked-sources (secret key)", "linked_sources.lua"
+        ),
+        Endpoint(
+            "linked_sources_tenant_token",
+            "GET /tenants/{id}/linked-sources (publishable key + tenant token)",
+            "linked_sources_tenant_token.lua",
+        ),
+        Endpoint("create_user", "POST /users", "create_user.lua"),
+    )
+}
+SOAK_ENDPOINT = ENDPOINTS["token"]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, wrk: str, out_dir: Path, tmp: Path) -> None:
+        self.args = args
+        self.wrk = wrk
+        self.out_dir = out_dir
+        self.tmp = tmp
+        self.source: Path | None = args.source
+        self.encryption_key = seed.generate_encryption_key(PYTHON, tmp, self.source)
+
+    def _wrk(
+        self,
+        server: procs.Server,
+        ep: Endpoint,
+        env: dict[str, str],
+        duration: float,
+        tag: str,
+        max_requests: int = 0,
+    ) -> dict[str, Any]:
+        result = loadgen.run(
+            self.wrk,
+            server.url,
+            ep.script,
+            duration=duration,
+            connections=self.args.connections,
+            threads=self.args.threads,
+            env={**env, "BENCH_TAG": tag},
+            timeout_s=self.args.timeout,
+            max_requests=max_requests,
+        )
+        (self.out_dir / f"wrk-{tag}.txt").write_text(result.pop("stdout"))
+        return result
+
+    def _measure(
+        self,
+        server: procs.Server,
+        ep: Endpoint,
+        env: dict[str, str],
+        prefix: str,
+        pg_database: str | None = None,
+    ) -> dict[str, Any]:
+        args = self.args
+        print(f"bench: {prefix} {ep.label}", flush=True)
+        entry: dict[str, Any] = {"name": ep.name, "label": ep.label}
+        entry["warmup"] = self._wrk(server, ep, env, args.warmup, f"{prefix}-{ep.name}-warmup")
+        profiler = None
+        if args.profile == ep.name:
+            raw = self.out_dir / f"profile-{prefix}-{ep.name}.txt"
+            pid = server.worker_pids()[0]
+            profiler = (pyspy.start(args.py_spy, pid, args.duration, raw), raw, pid)
+        server_cpu = procs.CpuMeter(server.worker_pids)
+        pg_cpu = procs.CpuMeter(lambda: procs.postgres_backends(pg_database or ""))
+        server_cpu.start()
+        pg_cpu.start()
+        machine_before = procs.machine_cpu()
+        entry["measured"] = m = self._wrk(server, ep, env, args.duration, f"{prefix}-{ep.name}")
+        machine_after = procs.machine_cpu()
+        cpu = {"server": server_cpu.stop(), "wrk": m.pop("wrk_cpu_s")}
+        if pg_database:
+            cpu["postgres"] = pg_cpu.stop()
+        busy = machine_after[0] - machine_before[0]
+        total = machine_after[1] - machine_before[1]
+        ours = sum(user + system for user, system in cpu.values())
+        # What else ran during the measured run, as a share of the whole machine.
+        entry["machine_cpu"] = {
+            "busy_percent": round(100 * busy / total, 1) if total else None,
+            "others_percent": round(100 * max(busy - ours, 0) / total, 1) if total else None,
+        }
+        requests = max(m["requests"], 1)
+        # Milliseconds of CPU per answered request: user + system, and system alone.
+        entry["cpu_ms_per_request"] = {
+            name: round(1000 * (user + system) / requests, 3)
+            for name, (user, system) in cpu.items()
+        }
+        entry["cpu_sys_ms_per_request"] = {
+            name: round(1000 * system / requests, 3) for name, (_, system) in cpu.items()
+        }
+        entry["memory"] = server.memory()
+        entry["log_problems"] = server.new_log_problems()
+        if profiler is not None:
+            entry["profiled"] = True
+            entry["profile"] = self._finish_profile(ep, *profiler)
+        print(
+            f"bench:   {m['rps']:,.0f} req/s  p50 {m['latency_ms']['p50']:.2f} ms  "
+            f"p99 {m['latency_ms']['p99']:.2f} ms  errors {m['errors']}  non-2xx {m['non2xx']}  "
+            f"peak RSS {[round(w.get('VmHWM', 0) / 1024) for w in entry['memory']]} MiB  "
+            f"CPU ms/req {entry['cpu_ms_per_request']}  "
+            f"others {entry['machine_cpu']['others_percent']}% of the machine",
+            flush=True,
+        )
+        return entry
+
+    def _finish_profile(
+        self, ep: Endpoint, process: subprocess.Popen[bytes], raw: Path, pid: int
+    ) -> dict[str, Any]:
+        info: dict[str, Any] = {"endpoint": ep.name, "label": ep.label, "pid": pid}
+        try:
+            output, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        if process.returncode != 0 or not raw.exists():
+            info["error"] = output.decode(errors="replace").strip()[-500:]
+            return info
+        info["raw"] = str(raw.relative_to(ROOT))
+        info["summary"] = pyspy.summarize(raw)
+        return info
+
+    @contextlib.contextmanager
+    def _database(self, db: str, workdir: Path) -> Iterator[str]:
+        if db == "sqlite":
+            yield f"sqlite+aiosqlite:///{workdir / 'tether.db'}"
+            return
+        url = seed.create_scratch_database(self.args.postgres_url)
+        try:
+            yield url
+        finally:
+            seed.drop_database(self.args.postgres_url, url)
+
+    @contextlib.contextmanager
+    def _serving(self, server: procs.Server) -> Iterator[procs.Server]:
+        try:
+            server.start()
+            yield server
+        finally:
+            server.stop()
+
+    def _quiet(self) -> dict[str, float]:
+        """How busy the machine is before a table starts, after waiting (up to --wait-quiet)
+        for it to calm down."""
+        started = time.monotonic()
+        busy, waited = procs.busy_percent(), 0.0
+        while busy >= self.args.quiet_percent and waited < self.args.wait_quiet:
+            print(f"bench: machine {busy:.0f}% busy, waiting for it to calm down", flush=True)
+            time.sleep(3)
+            busy, waited = procs.busy_percent(), time.monotonic() - started
+        if busy >= self.args.quiet_percent:
+            print(f"bench: warning: machine {busy:.0f}% busy before the run", flush=True)
+        return {"busy_percent": round(busy, 1), "waited_s": round(waited, 1)}
+
+    def block(self, block: dict[str, Any]) -> None:
+        """Fill `block` (its database and workers set) as it goes, so that a failure keeps what
+        was measured before it."""
+        args = self.args
+        db, workers = block["database"], block["workers"]
+        prefix = f"{db}-w{workers}"
+        block["machine_before"] = self._quiet()
+        workdir = self.tmp / prefix
+        workdir.mkdir()
+        with self._database(db, workdir) as url:
+            env = seed.server_env(url, self.encryption_key, args.pool_size, self.source)
+            block["tether_imported_from"] = seed.tether_source(PYTHON, env, workdir)
+            block["database_url"] = url
+            pg_database = seed.database_name(url) if db == "postgres" else None
+
+            ceiling = procs.ceiling_server(
+                env, workdir, workers, self.out_dir / f"{prefix}-ceiling.log", PYTHON
+            )
+            with self._serving(ceiling):
+                block["endpoints"].append(self._measure(ceiling, CEILING, {}, prefix))
+            ceiling_rps = block["endpoints"][0]["measured"]["rps"]
+            block["endpoints"][0]["ratio"] = 1.0
+
+            print(f"bench: {prefix} seeding", flush=True)
+            init = seed.tether_init(PYTHON, env, workdir)
+            key = init["environments"]["development"]["secretKey"]
+            tether = procs.tether_server(
+                env, workdir, workers, self.out_dir / f"{prefix}-tether.log", PYTHON
+            )
+            with self._serving(tether):
+                started = time.monotonic()
+                ids = seed.create_users(tether.url, key, args.users)
+                block["seed_seconds"] = round(time.monotonic() - started, 1)
+                ids_file = workdir / "user-ids.txt"
+                ids_file.write_text("\n".join(ids) + "\n")
+                wrk_env = {"BENCH_KEY": key, "BENCH_IDS_FILE": str(ids_file)}
+
+                linked_sources = None
+                if any(name.startswith("linked_sources") for name in args.endpoints):
+                    # Not built on every branch: probe before measuring it.
+                    linked_sources = seed.probe_linked_sources(tether.url, key, ids[0])
+                dev = init["environments"]["development"]
+                signing_key = None
+                if linked_sources and linked_sources[0]:
+                    # Now, not later: the admin login's Argon2 check raises the worker's peak
+                    # RSS, and every row should include that alike.
+                    signing_key = seed.create_signing_key(
+                        tether.url, init["email"], init["password"], "development"
+                    )
+                tether.new_log_problems()  # only what the measured endpoints cause
+
+                for name in args.endpoints:
+                    ep = ENDPOINTS[name]
+                    if name.startswith("linked_sources"):
+                        assert linked_sources is not None
+                        present, note = linked_sources
+                        if not present:
+                            print(f"bench: {prefix} {ep.label}: skipped, {note}", flush=True)
+                            block["endpoints"].append({**ep.__dict__, "skipped": note})
+                            continue
+                    ep_env = dict(wrk_env)
+                    if name == "sdk_me":
+                        # A fresh token (they live 30 minutes by default).
+                        token = seed.user_token(tether.url, key, ids[0])
+                        seed.check_sdk_me(tether.url, token, ids[0])
+                        ep_env["BENCH_TOKEN"] = token
+                    if name == "linked_sources_tenant_token":
+                        assert signing_key is not None
+                        tokens = seed.tenant_tokens(signing_key, ids)  # fresh: they live 1 h
+                        seed.check_tenant_token(
+                            tether.url, dev["publishableKey"], ids[0], tokens[0]
+                        )
+                        pairs_file = workdir / "tenant-tokens.txt"
+                        pairs_file.write_text(
+                            "".join(f"{i} {t}\n" for i, t in zip(ids, tokens, strict=True))
+                        )
+                        ep_env["BENCH_TENANT_TOKENS_FILE"] = str(pairs_file)
+                        ep_env["BENCH_PUBLISHABLE_KEY"] = dev["publishableKey"]
+                    entry = self._measure(tether, ep, ep_env, prefix, pg_database)
+                    entry["ratio"] = entry["measured"]["rps"] / ceiling_rps
+                    if "profile" in entry:
+                        block["profile"] = entry.pop("profile")
+                    block["endpoints"].append(entry)
+
+                if args.soak:
+                    block["soak"] = self._soak(tether, wrk_env, prefix)
+                block["supervisor_memory"] = tether.supervisor_memory()
+        block["status"] = "ok"
+
+    def _soak(self, server: procs.Server, env: dict[str, str], prefix: str) -> dict[str, Any]:
+        args = self.args
+        step = args.soak_checkpoint
+        soak: dict[str, Any] = {
+            "endpoint": SOAK_ENDPOINT.name,
+            "requests_planned": args.soak,
+            "checkpoint": step,
+            "checkpoints": [],
+        }
+        done = 0
+        # wrk stops each thread at its quota; the duration only bounds a stuck run.
+        ceiling_duration = 3600
+        while done < args.soak:
+            chunk = min(step, args.soak - done)
+            print(f"bench: {prefix} soak: requests {done:,} to {done + chunk:,}", flush=True)
+            result = self._wrk(
+                server,
+                SOAK_ENDPOINT,
+                env,
+                ceiling_duration,
+                f"{prefix}-soak-{done + chunk}",
+                max_requests=chunk,
+            )
+            done += result["requests"]
+            soak["checkpoints"].append(
+                {
+                    "after_requests": done,
+                    "rps": result["rps"],
+                    "non2xx": result["non2xx"],
+                    "errors": result["errors"],
+                    "p99_ms": result["latency_ms"]["p99"],
+                    "memory": server.memory(),
+                }
+            )
+            print(
+                f"bench:   RSS {[round(w.get('VmRSS', 0) / 1024) for w in server.memory()]} MiB",
+                flush=True,
+            )
+            if result["requests"] == 0:
+                break
+        points = soak["checkpoints"]
+        if len(points) >= 2:
+            first, last = points[0]["memory"], points[-1]["memory"]
+            soak["growth_percent"] = [
+                round(100 * (b["VmRSS"] - a["VmRSS"]) / a["VmRSS"], 2)
+                for a, b in zip(first, last, strict=False)
+                if a.get("VmRSS") and b.get("VmRSS")
+            ]
+        return soak
