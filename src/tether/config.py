@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to wait for a pooled connection before a 503."
     )
+    db_pool_pre_ping: bool = Field(
+        default=False,
+        description="Test each pooled connection with a round trip before use. Off by default: "
+        "it costs a round trip per request, and a connection broken by a database restart is "
+        "detected on its first use anyway, answered with a 503 and replaced.",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted."
     )

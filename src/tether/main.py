@@ -14,7 +14,7 @@ from tether.api_keys.usage import KeyUsageRecorder
 from tether.catalog.routes import admin as integrations_admin_router
 from tether.catalog.routes import router as catalog_router
 from tether.config import Settings, get_settings
-from tether.db.engine import make_engine, make_sessionmaker
+from tether.db.engine import make_engine, make_sessionmaker, read_only
 from tether.errors import install_error_handlers
 from tether.installations.connect import OAuthFlows
 from tether.installations.routes import router as installations_router
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     keyring = Keyring(settings.encryption_keys)  # fails fast on a missing or malformed key
     engine = make_engine(settings)
     sessionmaker = make_sessionmaker(engine)
+    readonly = read_only(engine)
     key_usage = KeyUsageRecorder(sessionmaker)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.oauth_timeout_seconds),
@@ -66,10 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.readonly = readonly
     app.state.sessionmaker = sessionmaker
     app.state.key_usage = key_usage
     app.state.keyring = keyring
-    app.state.tokens = TokenService(keyring, issuer=settings.public_url)
+    app.state.tokens = TokenService(keyring, settings.public_url, sessionmaker)
     app.state.oauth = OAuthFlows(sessionmaker, keyring, http, settings.public_url)
     app.state.tenant_tokens = TenantTokenVerifier()
 

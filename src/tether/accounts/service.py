@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tether.accounts.models import ENVIRONMENT_NAMES, Account, AdminSession, Environment, Member
 from tether.db.base import utcnow
+from tether.db.engine import Executor
 from tether.errors import Conflict, InvalidCredentials, InvalidToken, NotFound, TokenExpired
 from tether.security.keys import digest, generate_admin_token
 from tether.security.passwords import verify_password
@@ -74,9 +75,9 @@ async def open_session(
     return token, expires_at
 
 
-async def authenticate_admin(session: AsyncSession, token: str) -> AdminPrincipal:
+async def authenticate_admin(db: Executor, token: str) -> AdminPrincipal:
     row = (
-        await session.execute(
+        await db.execute(
             select(
                 AdminSession.id,
                 AdminSession.member_id,
@@ -110,6 +111,13 @@ async def get_account(session: AsyncSession, account_id: str) -> tuple[Account, 
         select(Environment).where(Environment.account_id == account_id).order_by(Environment.name)
     )
     return account, list(environments)
+
+
+async def get_member(session: AsyncSession, member_id: str) -> Member:
+    member = await session.get(Member, member_id)
+    if member is None:
+        raise NotFound("No such member.")
+    return member
 
 
 async def get_environment(session: AsyncSession, account_id: str, ref: str) -> Environment:

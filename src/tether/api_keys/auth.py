@@ -2,7 +2,11 @@
 
 Every credential is read from `Authorization: Bearer` (any case of the scheme) or `x-api-key`,
 recognised by its shape, and verified. Only then is its kind compared with the route's: a valid
-credential of the wrong kind is a 403, one that fails verification a 401."""
+credential of the wrong kind is a 403, one that fails verification a 401.
+
+Authentication reads on a short autocommit connection of its own, released before the route
+runs: no BEGIN/COMMIT, and never two pooled connections held by one request. Nothing is cached,
+so a revoked key or a deleted user is refused on its very next request on every process."""
 
 from __future__ import annotations
 
@@ -10,20 +14,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.accounts.service import AdminPrincipal, authenticate_admin
 from tether.api_keys.service import KeyPrincipal, authenticate_key
-from tether.db.engine import SessionDep
-from tether.errors import (
-    InsufficientScope,
-    InvalidApiKey,
-    InvalidToken,
-    MissingCredentials,
-    NotFound,
-)
-from tether.security.keys import ADMIN_TOKEN_PREFIX, is_admin_token
-from tether.users.models import User
-from tether.users.service import get_user
+from tether.errors import InsufficientScope, InvalidApiKey, InvalidToken, MissingCredentials
+from tether.security.keys import ADMIN_TOKEN_PREFIX, is_admin_token, parse_api_key
+from tether.users.service import KeyAndUser, UserRow, authenticate_for_user, find_user
 from tether.users.tokens import TokenService, UserClaims
 
 Principal = KeyPrincipal | AdminPrincipal | UserClaims
@@ -40,30 +37,36 @@ api_key_header = APIKeyHeader(
     description="An API key (secret or publishable), as an alternative to the bearer header.",
 )
 
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
+ApiKeyHeaderDep = Annotated[str | None, Security(api_key_header)]
 
-def _looks_like_jwt(credential: str) -> bool:
-    return credential.count(".") == 2
 
-
-async def resolve_principal(
-    request: Request,
-    session: SessionDep,
-    bearer: HTTPAuthorizationCredentials | None,
-    api_key: str | None,
-) -> Principal:
+def presented(bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> str:
     credential = (bearer.credentials if bearer else None) or api_key
     if not credential:
         raise MissingCredentials()
+    return credential
+
+
+async def identify(request: Request, db: AsyncConnection, credential: str) -> Principal:
     if credential.startswith(ADMIN_TOKEN_PREFIX):
         if not is_admin_token(credential):
             raise InvalidToken("The admin token is not valid.")
-        return await authenticate_admin(session, credential)
-    if _looks_like_jwt(credential):
+        return await authenticate_admin(db, credential)
+    if credential.count(".") == 2:  # a JWT
         tokens: TokenService = request.app.state.tokens
-        return await tokens.verify(session, credential)
+        return await tokens.verify(db, credential)
     if not credential.startswith("tether_"):
         raise InvalidApiKey()
-    return await authenticate_key(session, credential)
+    return await authenticate_key(db, credential)
+
+
+async def resolve_principal(
+    request: Request, bearer: HTTPAuthorizationCredentials | None, api_key: str | None
+) -> Principal:
+    credential = presented(bearer, api_key)
+    async with request.app.state.readonly.connect() as connection:
+        return await identify(request, connection, credential)
 
 
 def accepted(request: Request, principal: KeyPrincipal) -> KeyPrincipal:
@@ -73,62 +76,65 @@ def accepted(request: Request, principal: KeyPrincipal) -> KeyPrincipal:
 
 
 async def require_secret_key(
-    request: Request,
-    session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-    api_key: Annotated[str | None, Security(api_key_header)],
+    request: Request, bearer: BearerDep, api_key: ApiKeyHeaderDep
 ) -> KeyPrincipal:
-    principal = await resolve_principal(request, session, bearer, api_key)
+    principal = await resolve_principal(request, bearer, api_key)
     if not isinstance(principal, KeyPrincipal) or principal.key_type != "secret":
         raise InsufficientScope("This route needs a secret API key.")
     return accepted(request, principal)
 
 
+async def require_secret_key_and_user(
+    request: Request, user_id: str, bearer: BearerDep, api_key: ApiKeyHeaderDep
+) -> KeyAndUser:
+    """A secret key and the user `{user_id}` names (a userId or a username), in one query."""
+    credential = presented(bearer, api_key)
+    parsed = parse_api_key(credential)
+    if parsed is None or parsed.type != "secret":
+        # Not a secret key: find out what it is, for the right 401 or 403.
+        await require_secret_key(request, bearer, api_key)
+    async with request.app.state.readonly.connect() as connection:
+        key_and_user = await authenticate_for_user(connection, credential, user_id)
+    accepted(request, key_and_user.principal)
+    return key_and_user
+
+
 async def require_api_key(
-    request: Request,
-    session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-    api_key: Annotated[str | None, Security(api_key_header)],
+    request: Request, bearer: BearerDep, api_key: ApiKeyHeaderDep
 ) -> KeyPrincipal:
     """A secret or a publishable key: for what a browser may read (the catalogue and the
     environment's integrations)."""
-    principal = await resolve_principal(request, session, bearer, api_key)
+    principal = await resolve_principal(request, bearer, api_key)
     if not isinstance(principal, KeyPrincipal):
         raise InsufficientScope("This route needs an API key.")
     return accepted(request, principal)
 
 
 async def require_admin(
-    request: Request,
-    session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-    api_key: Annotated[str | None, Security(api_key_header)],
+    request: Request, bearer: BearerDep, api_key: ApiKeyHeaderDep
 ) -> AdminPrincipal:
-    principal = await resolve_principal(request, session, bearer, api_key)
+    principal = await resolve_principal(request, bearer, api_key)
     if not isinstance(principal, AdminPrincipal):
         raise InsufficientScope("Admin routes need an admin token from POST /admin/login.")
     return principal
 
 
+async def require_user_token(request: Request, bearer: BearerDep) -> UserRow:
+    """The user a valid user token was minted for. The user is read on every request, so
+    deleting it ends every token minted for it at once."""
+    credential = presented(bearer, None)
+    async with request.app.state.readonly.connect() as connection:
+        principal = await identify(request, connection, credential)
+        if not isinstance(principal, UserClaims):
+            raise InsufficientScope("SDK routes need a user token from GET /users/{userId}/token.")
+        user = await find_user(connection, principal.environment_id, principal.user_id)
+    if user is None:
+        raise InvalidToken("The user of this token no longer exists.")
+    return user
+
+
 SecretKeyAuth = Annotated[KeyPrincipal, Depends(require_secret_key)]
+SecretKeyAndUser = Annotated[KeyAndUser, Depends(require_secret_key_and_user)]
 ApiKeyAuth = Annotated[KeyPrincipal, Depends(require_api_key)]
 AdminAuth = Annotated[AdminPrincipal, Depends(require_admin)]
-
-
-async def require_user_token(
-    request: Request,
-    session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-) -> User:
-    """The user a valid user token was minted for. The user is looked up on every request, so
-    deleting it ends every token minted for it at once."""
-    principal = await resolve_principal(request, session, bearer, None)
-    if not isinstance(principal, UserClaims):
-        raise InsufficientScope("SDK routes need a user token from GET /users/{userId}/token.")
-    try:
-        return await get_user(session, principal.environment_id, principal.user_id)
-    except NotFound:
-        raise InvalidToken("The user of this token no longer exists.") from None
-
-
-UserTokenAuth = Annotated[User, Depends(require_user_token)]
+UserTokenAuth = Annotated[UserRow, Depends(require_user_token)]

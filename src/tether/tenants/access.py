@@ -64,7 +64,7 @@ async def require_tenant_access(
     ] = None,
     x_tenant_token: Annotated[str | None, Header(max_length=8192)] = None,
 ) -> TenantAccess:
-    principal = await resolve_principal(request, session, bearer, api_key)
+    principal = await resolve_principal(request, bearer, api_key)
     if not isinstance(principal, KeyPrincipal):
         raise InsufficientScope(
             "Tenant routes need an API key (and, for a publishable key, a tenant token)."

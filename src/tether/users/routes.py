@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 
-from tether.api_keys.auth import SecretKeyAuth
-from tether.db.engine import SessionDep
-from tether.errors import error_responses
+from tether.api_keys.auth import SecretKeyAndUser, SecretKeyAuth
+from tether.db.engine import ConnectionDep, SessionDep
+from tether.errors import NotFound, error_responses
 from tether.schemas import Cursor, Limit, Page, Success
 from tether.users import service
 from tether.users.schemas import CreateUserBody, Jwks, TokenOut, UpdateUserBody, UserOut
@@ -39,8 +39,10 @@ async def list_users(
 
 
 @router.get("/users/{user_id}", responses=error_responses(401, 403, 404))
-async def get_user(user_id: UserRef, key: SecretKeyAuth, session: SessionDep) -> UserOut:
-    return UserOut.model_validate(await service.get_user(session, key.environment_id, user_id))
+async def get_user(user_id: UserRef, auth: SecretKeyAndUser) -> UserOut:
+    if auth.user is None:
+        raise NotFound("No such user.")
+    return UserOut.model_validate(auth.user)
 
 
 @router.put("/users/{user_id}", responses=error_responses(401, 403, 404, 409, 422))
@@ -62,19 +64,18 @@ async def delete_user(user_id: UserRef, key: SecretKeyAuth, session: SessionDep)
 @router.get("/users/{user_id}/token", responses=error_responses(401, 403, 404))
 @router.get("/user/{user_id}/token", include_in_schema=False)
 async def mint_token(
-    user_id: UserRef, key: SecretKeyAuth, session: SessionDep, request: Request, response: Response
+    user_id: UserRef, auth: SecretKeyAndUser, request: Request, response: Response
 ) -> TokenOut:
     """A new user token for the browser SDK on every call (Alloy's `GET /user/:userId/token`
-    is served too)."""
-    token, expires_at = await service.mint_token(
-        session, request.app.state.tokens, key.environment_id, user_id
-    )
+    is served too). The key check and the user lookup are one query."""
+    async with request.app.state.readonly.connect() as connection:
+        token, expires_at = await service.mint_for(connection, request.app.state.tokens, auth)
     response.headers["Cache-Control"] = "no-store"
     return TokenOut(token=token, expires_at=expires_at)
 
 
 @router.get("/.well-known/jwks.json", tags=["sdk"])
-async def jwks(session: SessionDep, response: Response) -> Jwks:
+async def jwks(connection: ConnectionDep, response: Response) -> Jwks:
     """Every public key that can still verify a live user token."""
     response.headers["Cache-Control"] = "public, max-age=60"
-    return Jwks(keys=await published_keys(session))
+    return Jwks(keys=await published_keys(connection))

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from tether.accounts.models import Environment
+from tether.api_keys.models import ApiKey
+from tether.api_keys.service import KEY_QUERY, KeyPrincipal, parse_presented, principal_of
+from tether.db.engine import AnyRow, AnySelect, Executor
 from tether.db.pagination import paginate
-from tether.errors import NotFound, UsernameTaken
+from tether.errors import InsufficientScope, NotFound, UsernameTaken
 from tether.users.models import TokenKey, User
 from tether.users.tokens import TokenService
 
@@ -86,12 +91,115 @@ async def list_users(
     return await paginate(session, query, User.id, prefix="usr", limit=limit, cursor=cursor)
 
 
+async def search_users(
+    session: AsyncSession, environment_id: str, text: str, *, limit: int, cursor: str | None
+) -> tuple[list[User], str | None]:
+    """Users whose username contains `text` (any case), or whose userId is `text`: the
+    dashboard's search box."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = select(User).where(
+        User.environment_id == environment_id,
+        or_(User.id == text, User.username.ilike(f"%{escaped}%", escape="\\")),
+    )
+    return await paginate(session, query, User.id, prefix="usr", limit=limit, cursor=cursor)
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """What authentication and the read routes need of a user, read with Core."""
+
+    id: str
+    environment_id: str
+    username: str
+    full_name: str | None
+    created_at: datetime
+
+
+_USER_COLUMNS = (User.id, User.environment_id, User.username, User.full_name, User.created_at)
+
+
+def _user_row(row: AnyRow) -> UserRow:
+    return UserRow(row.id, row.environment_id, row.username, row.full_name, row.created_at)
+
+
+async def find_user(db: Executor, environment_id: str, ref: str) -> UserRow | None:
+    row = (await db.execute(select(*_USER_COLUMNS).where(_by_ref(environment_id, ref)))).first()
+    return None if row is None else _user_row(row)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAndUser:
+    principal: KeyPrincipal
+    user: UserRow | None
+    token_ttl_seconds: int
+    active_kid: str | None
+
+
+async def authenticate_for_user(db: Executor, presented: str, ref: str) -> KeyAndUser:
+    """Check a secret key and read the user it names, the environment's token lifetime and
+    its active signing key id, in one round trip: the hot path of the token route."""
+    parsed, params = parse_presented(presented)
+    query = _KEY_AND_USER_BY_ID if _USER_ID.fullmatch(ref) else _KEY_AND_USER_BY_USERNAME
+    row = (await db.execute(query, {**params, "ref": ref})).first()
+    principal = principal_of(parsed, row)
+    if principal.key_type != "secret":
+        raise InsufficientScope("This route needs a secret API key.")
+    assert row is not None
+    user = None
+    if row.user_id is not None:
+        user = UserRow(
+            row.user_id,
+            row.user_environment_id,
+            row.user_username,
+            row.user_full_name,
+            row.user_created_at,
+        )
+    return KeyAndUser(principal, user, row.user_token_ttl_seconds, row.active_kid)
+
+
+def _key_and_user(column: InstrumentedAttribute[str]) -> AnySelect:
+    return (
+        KEY_QUERY.add_columns(
+            *(c.label(f"user_{c.key}") for c in _USER_COLUMNS),
+            Environment.user_token_ttl_seconds,
+            TokenKey.id.label("active_kid"),
+        )
+        .outerjoin(
+            User, and_(User.environment_id == ApiKey.environment_id, column == bindparam("ref"))
+        )
+        .outerjoin(
+            TokenKey,
+            and_(TokenKey.environment_id == ApiKey.environment_id, TokenKey.retired_at.is_(None)),
+        )
+    )
+
+
+# Built once; :ref is a userId or, as the other query, a username.
+_KEY_AND_USER_BY_ID = _key_and_user(User.id)
+_KEY_AND_USER_BY_USERNAME = _key_and_user(User.username)
+
+
+async def mint_for(
+    db: Executor, tokens: TokenService, key_and_user: KeyAndUser
+) -> tuple[str, datetime]:
+    if key_and_user.user is None:
+        raise NotFound("No such user.")
+    environment_id = key_and_user.principal.environment_id
+    key = await tokens.signing_key(db, environment_id, key_and_user.active_kid)
+    return tokens.mint(
+        key,
+        user_id=key_and_user.user.id,
+        environment_id=environment_id,
+        ttl_seconds=key_and_user.token_ttl_seconds,
+    )
+
+
 async def mint_token(
-    session: AsyncSession, tokens: TokenService, environment_id: str, ref: str
+    db: Executor, tokens: TokenService, environment_id: str, ref: str
 ) -> tuple[str, datetime]:
     # The user, the lifetime and the active key id in one round trip.
     row = (
-        await session.execute(
+        await db.execute(
             select(User.id, Environment.user_token_ttl_seconds, TokenKey.id.label("kid"))
             .join(Environment, Environment.id == User.environment_id)
             .outerjoin(
@@ -103,7 +211,7 @@ async def mint_token(
     ).one_or_none()
     if row is None:
         raise NotFound("No such user.")
-    key = await tokens.signing_key(session, environment_id, row.kid)
+    key = await tokens.signing_key(db, environment_id, row.kid)
     return tokens.mint(
         key, user_id=row.id, environment_id=environment_id, ttl_seconds=row.user_token_ttl_seconds
     )

@@ -17,9 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tether.db.base import utcnow
+from tether.db.engine import AnyRow, Executor
 from tether.errors import InvalidToken, TokenExpired
 from tether.security.crypto import Keyring, row_identity
 from tether.users.models import TokenKey
@@ -94,10 +95,10 @@ async def rotate_token_key(
     return await create_token_key(session, keyring, environment_id)
 
 
-async def published_keys(session: AsyncSession) -> list[dict[str, Any]]:
+async def published_keys(db: Executor) -> list[dict[str, Any]]:
     """Every public key that can still verify a live token."""
     horizon = utcnow() - MAX_TTL
-    keys = await session.scalars(
+    keys = await db.scalars(
         select(TokenKey.public_jwk)
         .where(or_(TokenKey.retired_at.is_(None), TokenKey.retired_at > horizon))
         .order_by(TokenKey.id)
@@ -106,26 +107,34 @@ async def published_keys(session: AsyncSession) -> list[dict[str, Any]]:
 
 
 class TokenService:
-    def __init__(self, keyring: Keyring, issuer: str) -> None:
+    def __init__(
+        self,
+        keyring: Keyring,
+        issuer: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
         self._keyring = keyring
         self._issuer = issuer
+        self._sessionmaker = sessionmaker
         self._signing: dict[str, SigningKey] = {}
         self._verifying: dict[str, VerifyingKey] = {}
 
     async def signing_key(
-        self, session: AsyncSession, environment_id: str, active_kid: str | None
+        self, db: Executor, environment_id: str, active_kid: str | None
     ) -> SigningKey:
         """The environment's active key; `active_kid` is what the database says is active."""
         cached = self._signing.get(environment_id)
         if cached is not None and cached.kid == active_kid:
             return cached
-        row = await session.scalar(
-            select(TokenKey).where(
-                TokenKey.environment_id == environment_id, TokenKey.retired_at.is_(None)
+        row = (
+            await db.execute(
+                select(TokenKey.id, TokenKey.private_key_ciphertext).where(
+                    TokenKey.environment_id == environment_id, TokenKey.retired_at.is_(None)
+                )
             )
-        )
+        ).first()
         if row is None:
-            row = await self._create_first_key(session, environment_id)
+            row = await self._create_first_key(environment_id)
         private_key = serialization.load_pem_private_key(
             self._keyring.decrypt(row.private_key_ciphertext, _aad(row.id)), password=None
         )
@@ -134,18 +143,24 @@ class TokenService:
         self._signing[environment_id] = key
         return key
 
-    async def _create_first_key(self, session: AsyncSession, environment_id: str) -> TokenKey:
-        try:
-            async with session.begin_nested():
-                return await create_token_key(session, self._keyring, environment_id)
-        except IntegrityError:  # another request created it first
-            row = await session.scalar(
-                select(TokenKey).where(
-                    TokenKey.environment_id == environment_id, TokenKey.retired_at.is_(None)
+    async def _create_first_key(self, environment_id: str) -> AnyRow:
+        """Environments get their key when they are made; this covers one that has none, in a
+        transaction of its own, and lets the unique index settle a race."""
+        async with self._sessionmaker() as session:
+            try:
+                await create_token_key(session, self._keyring, environment_id)
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+            row = (
+                await session.execute(
+                    select(TokenKey.id, TokenKey.private_key_ciphertext).where(
+                        TokenKey.environment_id == environment_id, TokenKey.retired_at.is_(None)
+                    )
                 )
-            )
-            assert row is not None
-            return row
+            ).one()
+            await session.commit()
+        return row
 
     def mint(
         self, key: SigningKey, *, user_id: str, environment_id: str, ttl_seconds: int
@@ -169,12 +184,12 @@ class TokenService:
         )
         return token, expires_at
 
-    async def _verifying_key(self, session: AsyncSession, kid: str) -> VerifyingKey | None:
+    async def _verifying_key(self, db: Executor, kid: str) -> VerifyingKey | None:
         cached = self._verifying.get(kid)
         if cached is not None:
             return cached
         row = (
-            await session.execute(
+            await db.execute(
                 select(TokenKey.environment_id, TokenKey.public_jwk, TokenKey.retired_at).where(
                     TokenKey.id == kid
                 )
@@ -190,7 +205,7 @@ class TokenService:
         self._verifying[kid] = key
         return key
 
-    async def verify(self, session: AsyncSession, token: str) -> UserClaims:
+    async def verify(self, db: Executor, token: str) -> UserClaims:
         """The claims of a valid user token, or InvalidToken / TokenExpired. No clock leeway."""
         try:
             header = jwt.get_unverified_header(token)
@@ -203,7 +218,7 @@ class TokenService:
             or not isinstance(kid, str)
         ):
             raise InvalidToken()
-        key = await self._verifying_key(session, kid)
+        key = await self._verifying_key(db, kid)
         if key is None or (key.retired_at is not None and key.retired_at < utcnow() - MAX_TTL):
             raise InvalidToken()
         try:
