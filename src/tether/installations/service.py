@@ -48,23 +48,38 @@ def unseal(keyring: Keyring, credential: Credential) -> dict[str, Any]:
     return data
 
 
+def _field_error(name: str, message: str, kind: str) -> ValidationFailed:
+    # `errors` lets a form put the message beside the input it is about.
+    return ValidationFailed(
+        message, errors=[{"loc": ["body", "data", name], "msg": message, "type": kind}]
+    )
+
+
 def check_fields(app: App, data: dict[str, Any]) -> dict[str, str]:
     """The app's fields, validated. Messages name fields, never values: they can be secrets."""
     known = {field.name: field for field in app.fields}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ValidationFailed(f"{app.name} has no field {unknown[0]!r}.")
+        raise _field_error(unknown[0], f"{app.name} has no field {unknown[0]!r}.", "unknown_field")
     clean: dict[str, str] = {}
     for field in app.fields:
         value = data.get(field.name)
         if value is None or value == "":
             if field.required:
-                raise ValidationFailed(f"{field.label} ({field.name}) is required.")
+                raise _field_error(
+                    field.name, f"{field.label} ({field.name}) is required.", "missing"
+                )
             continue
         if not isinstance(value, str) or len(value) > MAX_FIELD_LENGTH:
-            raise ValidationFailed(f"{field.label} ({field.name}) must be text.")
+            raise _field_error(
+                field.name, f"{field.label} ({field.name}) must be text.", "string_type"
+            )
         if field.pattern and not re.fullmatch(field.pattern, value):
-            raise ValidationFailed(f"{field.label} ({field.name}) is not in the expected format.")
+            raise _field_error(
+                field.name,
+                f"{field.label} ({field.name}) is not in the expected format.",
+                "pattern_mismatch",
+            )
         clean[field.name] = value
     return clean
 
@@ -163,6 +178,40 @@ async def install_fields(
         data=check_fields(app, data),
         credential_type=app.auth_type,
     )
+
+
+async def replace_fields(
+    session: AsyncSession,
+    keyring: Keyring,
+    *,
+    environment_id: str,
+    user_id: str,
+    installation_id: str,
+    data: dict[str, Any],
+) -> Installation:
+    """New field values for an installed api_key or basic integration (the user re-entered
+    them): the credential keeps its id, the installation becomes active again."""
+    installation = await get_installation(session, environment_id, installation_id, user_id=user_id)
+    integration = await get_integration(
+        session, environment_id, installation.integration_id, enabled_only=True
+    )
+    app = app_of(integration)
+    if app.is_oauth2:
+        raise ValidationFailed(
+            f"{integration.name} connects through OAuth 2.0: use POST /sdk/oauth/{{id}}/start "
+            "again, which replaces the tokens of this installation."
+        )
+    clean = check_fields(app, data)
+    credential = await session.scalar(
+        select(Credential).where(Credential.installation_id == installation.id)
+    )
+    if credential is None:  # deleted under us: the installation went with it
+        raise NotFound("No such installation.")
+    seal(keyring, credential, clean)
+    credential.type = app.auth_type
+    installation.status = "active"
+    await session.flush()
+    return installation
 
 
 def _installations(environment_id: str) -> Select[Installation]:
