@@ -20,6 +20,8 @@ from tether.installations.connect import OAuthFlows
 from tether.installations.routes import router as installations_router
 from tether.middleware import DEFAULT_API_VERSION, TetherMiddleware
 from tether.ops.routes import router as ops_router
+from tether.sdk.assets import router as sdk_assets_router
+from tether.sdk.cors import SdkCorsMiddleware
 from tether.sdk.routes import router as sdk_router
 from tether.security.crypto import Keyring
 from tether.security.passwords import warm_up
@@ -86,10 +88,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         installations_router,
         signing_keys_router,
         sdk_router,
+        sdk_assets_router,
         # Last: its path /{environmentId}/{integrationId}/{tenantId}/linkedSources is the most
         # general of all.
         tenants_router,
     ):
         app.include_router(router)
+    # Inside TetherMiddleware, so that it sees paths without their version prefix.
+    app.add_middleware(SdkCorsMiddleware, readonly=readonly)
     app.add_middleware(TetherMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -1,12 +1,13 @@
-"""What the hosted modal calls, always as the user of the token."""
+"""What the hosted modal calls, always as the user of the token, and only from Tether's own
+origin or one of the token environment's `allowedOrigins` (see `tether.sdk.auth`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from tether.api_keys.auth import UserTokenAuth
 from tether.catalog.apps import FieldOut
-from tether.db.engine import SessionDep
+from tether.db.engine import ConnectionDep, SessionDep
 from tether.errors import error_responses
 from tether.installations import service as installations
 from tether.installations.connect import OAuthFlows
@@ -18,15 +19,31 @@ from tether.installations.schemas import (
     SdkIntegrationOut,
 )
 from tether.schemas import Success
-from tether.sdk.schemas import MeOut
+from tether.sdk import service
+from tether.sdk.auth import check_origin
+from tether.sdk.schemas import ConfigOut, CredentialBody, MeOut
 
-router = APIRouter(prefix="/sdk", tags=["sdk"])
+# Every route here needs a user token, and a browser's Origin to be allowed (a 403 otherwise).
+router = APIRouter(prefix="/sdk", tags=["sdk"], dependencies=[Depends(check_origin)])
 
 
 @router.get("/me", responses=error_responses(401, 403))
 async def me(user: UserTokenAuth) -> MeOut:
     """The user the token was minted for."""
     return MeOut.model_validate(user)
+
+
+@router.get("/config", responses=error_responses(401, 403))
+async def config(user: UserTokenAuth, connection: ConnectionDep) -> ConfigOut:
+    """The token environment's settings the hosted modal needs, above all the origins it may
+    talk to with postMessage."""
+    found = await service.config(connection, user.environment_id)
+    return ConfigOut(
+        user_id=user.id,
+        environment_id=found.environment_id,
+        account_name=found.account_name,
+        allowed_origins=found.allowed_origins,
+    )
 
 
 @router.get("/integrations", responses=error_responses(401, 403))
@@ -62,6 +79,30 @@ async def install(
         environment_id=user.environment_id,
         user_id=user.id,
         integration_id=body.integration_id,
+        data=body.data,
+    )
+    return SdkInstalled(installation_id=installation.id)
+
+
+@router.put(
+    "/installations/{installation_id}/credential", responses=error_responses(401, 403, 404, 422)
+)
+async def replace_credential(
+    installation_id: str,
+    body: CredentialBody,
+    user: UserTokenAuth,
+    session: SessionDep,
+    request: Request,
+) -> SdkInstalled:
+    """Re-enter the fields of an installed api_key or basic integration (the SDK's
+    `authenticate`): the credential is replaced and the installation is active again. An
+    oauth2 installation reconnects through POST /sdk/oauth/{integrationId}/start instead."""
+    installation = await installations.replace_fields(
+        session,
+        request.app.state.keyring,
+        environment_id=user.environment_id,
+        user_id=user.id,
+        installation_id=installation_id,
         data=body.data,
     )
     return SdkInstalled(installation_id=installation.id)
