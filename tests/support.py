@@ -193,10 +193,12 @@ def run_server(
     workers: int = 1,
     name: str = "server",
     args: Sequence[str] = (),
+    port: int | None = None,
 ) -> Iterator[Server]:
-    """`tether serve` as a real process on a free port, stopped afterwards. `args` are extra
-    options for `tether serve`, such as `--bootstrap`."""
-    port = free_port()
+    """`tether serve` as a real process on a free port (or `port`, for a server that must know
+    its own URL first, as TETHER_PUBLIC_URL), stopped afterwards. `args` are extra options for
+    `tether serve`, such as `--bootstrap`."""
+    port = port or free_port()
     log_path = tmp_path / f"{name}-{port}.log"
     full_env = {**os.environ, **env}
     with log_path.open("wb") as log:
