@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tether.audit.service import Actor, act_as
 from tether.config import Settings, get_settings
 from tether.errors import TetherError
 from tether.security.crypto import ConfigurationError, Keyring
@@ -50,6 +51,7 @@ def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
     from tether.db.engine import make_engine, make_sessionmaker
 
     async def run() -> T:
+        act_as(Actor("cli"))  # the operator at the console, in the audit log
         engine = make_engine(settings)
         try:
             async with make_sessionmaker(engine)() as session:

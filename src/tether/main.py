@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from tether.accounts.routes import router as accounts_router
 from tether.api_keys.routes import router as api_keys_router
 from tether.api_keys.usage import KeyUsageRecorder
+from tether.audit.routes import router as audit_router
 from tether.catalog.routes import admin as integrations_admin_router
 from tether.catalog.routes import router as catalog_router
 from tether.config import Settings, get_settings
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ops_router,
         accounts_router,
         api_keys_router,
+        audit_router,
         integrations_admin_router,
         catalog_router,
         users_router,

@@ -11,6 +11,7 @@ from tether.accounts.schemas import (
     LoginOut,
 )
 from tether.api_keys.auth import AdminAuth
+from tether.audit.service import note_request
 from tether.db.engine import SessionDep
 from tether.errors import error_responses
 
@@ -21,6 +22,7 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 async def login(
     body: LoginBody, request: Request, session: SessionDep, response: Response
 ) -> LoginOut:
+    note_request(request)
     token, expires_at = await service.login(
         session,
         email=body.email,

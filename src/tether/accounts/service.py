@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tether.accounts.models import ENVIRONMENT_NAMES, Account, AdminSession, Environment, Member
+from tether.audit.service import acting, record
 from tether.db.base import utcnow
 from tether.db.engine import Executor
 from tether.errors import Conflict, InvalidCredentials, InvalidToken, NotFound, TokenExpired
@@ -61,6 +62,8 @@ async def login(
     if not await verify_password(password, member.password_hash if member else None):
         raise InvalidCredentials()
     assert member is not None
+    acting("admin", member.id, member.account_id)
+    await record(session, "admin.login", target_type="member", target_id=member.id)
     return await open_session(session, member.id, ttl_seconds)
 
 
@@ -139,4 +142,13 @@ async def update_environment(
     for field, value in changes.items():
         setattr(environment, field, value)
     await session.flush()
+    await record(
+        session,
+        "environment.updated",
+        target_type="environment",
+        target_id=environment.id,
+        environment_id=environment.id,
+        account_id=environment.account_id,
+        details={"changed": sorted(changes)},
+    )
     return environment

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.accounts.service import AdminPrincipal, authenticate_admin
 from tether.api_keys.service import KeyPrincipal, authenticate_key
+from tether.audit.service import note_request
 from tether.errors import InsufficientScope, InvalidApiKey, InvalidToken, MissingCredentials
 from tether.security.keys import ADMIN_TOKEN_PREFIX, is_admin_token, parse_api_key
 from tether.users.service import KeyAndUser, UserRow, authenticate_for_user, find_user
@@ -49,6 +50,12 @@ def presented(bearer: HTTPAuthorizationCredentials | None, api_key: str | None) 
 
 
 async def identify(request: Request, db: AsyncConnection, credential: str) -> Principal:
+    principal = await _verify(request, db, credential)
+    note_actor(request, principal)
+    return principal
+
+
+async def _verify(request: Request, db: AsyncConnection, credential: str) -> Principal:
     if credential.startswith(ADMIN_TOKEN_PREFIX):
         if not is_admin_token(credential):
             raise InvalidToken("The admin token is not valid.")
@@ -59,6 +66,17 @@ async def identify(request: Request, db: AsyncConnection, credential: str) -> Pr
     if not credential.startswith("tether_"):
         raise InvalidApiKey()
     return await authenticate_key(db, credential)
+
+
+def note_actor(request: Request, principal: Principal) -> None:
+    """Who acts in this request, for the audit events the services record."""
+    if isinstance(principal, AdminPrincipal):
+        note_request(request, "admin", principal.member_id, principal.account_id)
+    elif isinstance(principal, KeyPrincipal):
+        kind = f"{principal.key_type}_key"
+        note_request(request, kind, principal.key_id, principal.account_id)
+    else:
+        note_request(request, "user", principal.user_id)
 
 
 async def resolve_principal(
@@ -95,6 +113,7 @@ async def require_secret_key_and_user(
         await require_secret_key(request, bearer, api_key)
     async with request.app.state.readonly.connect() as connection:
         key_and_user = await authenticate_for_user(connection, credential, user_id)
+    note_actor(request, key_and_user.principal)
     accepted(request, key_and_user.principal)
     return key_and_user
 

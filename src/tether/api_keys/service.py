@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tether.accounts.models import Environment
 from tether.api_keys.models import ApiKey
+from tether.audit.service import record
 from tether.db.base import utcnow
 from tether.db.engine import AnyRow, AnySelect, Executor
 from tether.errors import ApiKeyExpired, ApiKeyRevoked, Conflict, InvalidApiKey, NotFound
@@ -62,6 +63,15 @@ async def create_key(
     )
     session.add(key)
     await session.flush()
+    await record(
+        session,
+        "api_key.created",
+        target_type="api_key",
+        target_id=key.id,
+        environment_id=environment.id,
+        account_id=environment.account_id,
+        details={"type": key_type, "name": key.name, "last4": key.last4},
+    )
     return key, plaintext
 
 
@@ -104,6 +114,15 @@ async def roll_key(
         ends = now + timedelta(seconds=grace_seconds)
         old.expires_at = min(old.expires_at, ends) if old.expires_at else ends
     await session.flush()
+    await record(
+        session,
+        "api_key.rolled",
+        target_type="api_key",
+        target_id=old.id,
+        environment_id=environment.id,
+        account_id=environment.account_id,
+        details={"replacedBy": new.id, "gracePeriodSeconds": grace_seconds},
+    )
     return new, plaintext
 
 
@@ -112,6 +131,14 @@ async def revoke_key(session: AsyncSession, environment: Environment, key_id: st
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
+        await record(
+            session,
+            "api_key.revoked",
+            target_type="api_key",
+            target_id=key.id,
+            environment_id=environment.id,
+            account_id=environment.account_id,
+        )
 
 
 # The key's row joined to its environment, by the digest bound as :digest. Built once: other

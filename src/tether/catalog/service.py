@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tether.audit.service import record
 from tether.catalog.apps import App, get_app
 from tether.catalog.models import Integration
 from tether.errors import NotFound, ValidationFailed
@@ -97,7 +98,17 @@ async def create_integration(
             values["client_secret"].encode(), _secret_aad(integration.id)
         )
         await session.flush()
+    await _recorded(session, "integration.created", integration, {"app": integration.app})
     return integration
+
+
+async def _recorded(
+    session: AsyncSession, action: str, integration: Integration, details: dict[str, Any]
+) -> None:
+    await record(
+        session, action, target_type="integration", target_id=integration.id,
+        environment_id=integration.environment_id, details=details,
+    )  # fmt: skip
 
 
 async def update_integration(
@@ -125,11 +136,14 @@ async def update_integration(
         else:
             setattr(integration, field, value)
     await session.flush()
+    # The names of what changed, never the values: one of them can be the client secret.
+    await _recorded(session, "integration.updated", integration, {"changed": sorted(changes)})
     return integration
 
 
 async def delete_integration(session: AsyncSession, integration: Integration) -> None:
     """Delete it with, through the foreign keys, every installation and credential of it."""
+    await _recorded(session, "integration.deleted", integration, {"app": integration.app})
     await session.delete(integration)
     await session.flush()
 

@@ -43,9 +43,12 @@ async def paginate(
     limit: int,
     cursor: str | None,
     id_of: Any = lambda row: row.id,
+    newest_first: bool = False,
 ) -> tuple[list[T], str | None]:
     if cursor:
-        query = query.where(id_column > decode_cursor(cursor, prefix))
-    rows = list(await session.scalars(query.order_by(id_column).limit(limit + 1)))
+        after = decode_cursor(cursor, prefix)
+        query = query.where(id_column < after if newest_first else id_column > after)
+    order = id_column.desc() if newest_first else id_column
+    rows = list(await session.scalars(query.order_by(order).limit(limit + 1)))
     next_cursor = encode_cursor(id_of(rows[limit - 1])) if len(rows) > limit else None
     return rows[:limit], next_cursor

@@ -2,6 +2,7 @@
 
 from tether.accounts import models as accounts_models
 from tether.api_keys import models as api_keys_models
+from tether.audit import models as audit_models
 from tether.catalog import models as catalog_models
 from tether.db.base import Base
 from tether.installations import models as installations_models
@@ -13,6 +14,7 @@ metadata = Base.metadata
 __all__ = [
     "accounts_models",
     "api_keys_models",
+    "audit_models",
     "catalog_models",
     "installations_models",
     "metadata",

@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tether.audit.service import acting, record
 from tether.catalog.models import Integration
 from tether.catalog.service import get_integration, oauth_client
 from tether.db.base import utcnow
@@ -126,6 +127,7 @@ class OAuthFlows:
             await session.commit()
         if row is None:
             raise InvalidState()
+        acting("user", row.user_id, None)  # the user who started this authorization
         if error is not None:
             raise AuthorizationRefused(
                 f"The provider did not authorize the connection: {error[:64]}.",
@@ -187,6 +189,11 @@ class OAuthFlows:
             .values(status="active", updated_at=utcnow())
         )
         await session.flush()
+        await record(
+            session, "installation.reconnected", target_type="installation",
+            target_id=credential.installation_id, environment_id=environment_id,
+            details={"userId": user_id, "integrationId": integration.id},
+        )  # fmt: skip
         return credential.installation_id
 
     async def read(self, session: AsyncSession, credential: Credential) -> dict[str, Any]:
@@ -288,6 +295,11 @@ class OAuthFlows:
                 .where(Installation.id == credential.installation_id)
                 .values(status="error", updated_at=utcnow())
             )
+            await record(
+                session, "installation.failed", target_type="installation",
+                target_id=credential.installation_id, environment_id=credential.environment_id,
+                details={"reason": "refresh_rejected"},
+            )  # fmt: skip
             await session.commit()
 
 

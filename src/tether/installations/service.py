@@ -12,6 +12,7 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tether.audit.service import record
 from tether.catalog.apps import App
 from tether.catalog.models import Integration
 from tether.catalog.service import app_of, get_integration, list_integrations
@@ -150,7 +151,16 @@ async def install(
     except IntegrityError:  # a concurrent install of the same integration won
         existing = await _existing(session, user_id, integration.id)
         raise AlreadyInstalled(installationId=existing) from None
+    await _recorded(session, "installation.created", installation)
     return installation, credential
+
+
+async def _recorded(session: AsyncSession, action: str, installation: Installation) -> None:
+    await record(
+        session, action, target_type="installation", target_id=installation.id,
+        environment_id=installation.environment_id,
+        details={"userId": installation.user_id, "integrationId": installation.integration_id},
+    )  # fmt: skip
 
 
 async def install_fields(
@@ -261,6 +271,7 @@ async def delete_installation(
 ) -> None:
     """Delete an installation and, through the foreign key, its credential."""
     installation = await get_installation(session, environment_id, installation_id, user_id=user_id)
+    await _recorded(session, "installation.deleted", installation)
     await session.execute(delete(Installation).where(Installation.id == installation.id))
 
 
@@ -293,4 +304,6 @@ async def delete_credential(
 ) -> None:
     """A credential is its installation's: deleting it uninstalls the integration."""
     credential = await get_credential(session, environment_id, user_id, credential_id)
-    await session.execute(delete(Installation).where(Installation.id == credential.installation_id))
+    installation = await get_installation(session, environment_id, credential.installation_id)
+    await _recorded(session, "installation.deleted", installation)
+    await session.execute(delete(Installation).where(Installation.id == installation.id))

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tether.audit.service import record
 from tether.catalog.models import Integration
 from tether.db.base import utcnow
 from tether.errors import InvalidToken, NotFound, TetherError, TokenExpired, ValidationFailed
@@ -48,6 +49,7 @@ async def generate_key(session: AsyncSession, environment_id: str) -> GeneratedK
     )
     session.add(key)
     await session.flush()
+    await _recorded(session, "signing_key.created", key)
     pem = private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,
@@ -68,7 +70,15 @@ async def import_key(session: AsyncSession, environment_id: str, pem: str) -> Si
     )
     session.add(key)
     await session.flush()
+    await _recorded(session, "signing_key.imported", key)
     return key
+
+
+async def _recorded(session: AsyncSession, action: str, key: SigningKey) -> None:
+    await record(
+        session, action, target_type="signing_key", target_id=key.id,
+        environment_id=key.environment_id, details={"origin": key.origin},
+    )  # fmt: skip
 
 
 async def list_keys(session: AsyncSession, environment_id: str) -> list[SigningKey]:
@@ -87,6 +97,7 @@ async def revoke_key(session: AsyncSession, environment_id: str, key_id: str) ->
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
+        await _recorded(session, "signing_key.revoked", key)
 
 
 def _rejected(reason: str, detail: str) -> InvalidToken:

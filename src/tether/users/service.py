@@ -15,6 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from tether.accounts.models import Environment
 from tether.api_keys.models import ApiKey
 from tether.api_keys.service import KEY_QUERY, KeyPrincipal, parse_presented, principal_of
+from tether.audit.service import record
 from tether.db.engine import AnyRow, AnySelect, Executor
 from tether.db.pagination import paginate
 from tether.errors import InsufficientScope, NotFound, UsernameTaken
@@ -59,6 +60,10 @@ async def create_user(
         raise UsernameTaken(
             userId=await _username_owner(session, environment_id, username)
         ) from None
+    await record(
+        session, "user.created", target_type="user", target_id=user.id,
+        environment_id=environment_id, details={"username": username},
+    )  # fmt: skip
     return user
 
 
@@ -74,6 +79,10 @@ async def update_user(
     except IntegrityError:
         owner = await _username_owner(session, environment_id, changes["username"])
         raise UsernameTaken(userId=owner) from None
+    await record(
+        session, "user.updated", target_type="user", target_id=user.id,
+        environment_id=environment_id, details={"changed": sorted(changes)},
+    )  # fmt: skip
     return user
 
 
@@ -81,6 +90,10 @@ async def delete_user(session: AsyncSession, environment_id: str, ref: str) -> N
     """Delete a user and, through the foreign keys, everything it owns. Its tokens stop
     working at once: every SDK request looks the user up."""
     user = await get_user(session, environment_id, ref)
+    await record(
+        session, "user.deleted", target_type="user", target_id=user.id,
+        environment_id=environment_id, details={"username": user.username},
+    )  # fmt: skip
     await session.execute(delete(User).where(User.id == user.id))
 
 

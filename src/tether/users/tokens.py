@@ -19,6 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tether.audit.service import record
 from tether.db.base import utcnow
 from tether.db.engine import AnyRow, Executor
 from tether.errors import InvalidToken, TokenExpired
@@ -92,7 +93,12 @@ async def rotate_token_key(
     if active is not None:
         active.retired_at = utcnow()
         await session.flush()
-    return await create_token_key(session, keyring, environment_id)
+    key = await create_token_key(session, keyring, environment_id)
+    await record(
+        session, "token_key.rotated", target_type="token_key", target_id=key.id,
+        environment_id=environment_id, details={"retired": active.id if active else None},
+    )  # fmt: skip
+    return key
 
 
 async def published_keys(db: Executor) -> list[dict[str, Any]]:
