@@ -25,7 +25,6 @@ from tether.sdk.assets import router as sdk_assets_router
 from tether.sdk.cors import SdkCorsMiddleware
 from tether.sdk.routes import router as sdk_router
 from tether.security.crypto import Keyring
-from tether.security.passwords import warm_up
 from tether.tenants.routes import admin as signing_keys_router
 from tether.tenants.routes import router as tenants_router
 from tether.tenants.service import TenantTokenVerifier
@@ -56,7 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await warm_up()
         yield
         await key_usage.drain()
         await http.aclose()
