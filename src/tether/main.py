@@ -15,6 +15,7 @@ from tether.audit.routes import router as audit_router
 from tether.catalog.routes import admin as integrations_admin_router
 from tether.catalog.routes import router as catalog_router
 from tether.config import Settings, get_settings
+from tether.dashboard.routes import install as install_dashboard
 from tether.db.engine import make_engine, make_sessionmaker, read_only
 from tether.errors import install_error_handlers
 from tether.installations.connect import OAuthFlows
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tenants_router,
     ):
         app.include_router(router)
+    install_dashboard(app)  # after the API: its pages are not on any hot path
     # Inside TetherMiddleware, so that it sees paths without their version prefix.
     app.add_middleware(SdkCorsMiddleware, readonly=readonly)
     app.add_middleware(TetherMiddleware, max_body_bytes=settings.max_body_bytes)
