@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = sessionmaker
     app.state.key_usage = key_usage
     app.state.keyring = keyring
-    app.state.tokens = TokenService(keyring, settings.public_url, sessionmaker)
+    app.state.tokens = TokenService(keyring, settings.public_url, sessionmaker, readonly)
     app.state.oauth = OAuthFlows(sessionmaker, keyring, http, settings.public_url)
     app.state.tenant_tokens = TenantTokenVerifier()
 

@@ -37,8 +37,7 @@ async def jwks(client: httpx.AsyncClient) -> dict[str, Any]:
 
 
 async def private_key(app: FastAPI, environment_id: str) -> Any:
-    async with app.state.sessionmaker() as session:
-        return await app.state.tokens.signing_key(session, environment_id, None)
+    return await app.state.tokens.signing_key(environment_id, None)
 
 
 def b64(data: bytes) -> str:

@@ -68,8 +68,7 @@ async def mint_token(
 ) -> TokenOut:
     """A new user token for the browser SDK on every call (Alloy's `GET /user/:userId/token`
     is served too). The key check and the user lookup are one query."""
-    async with request.app.state.readonly.connect() as connection:
-        token, expires_at = await service.mint_for(connection, request.app.state.tokens, auth)
+    token, expires_at = await service.mint_for(request.app.state.tokens, auth)
     response.headers["Cache-Control"] = "no-store"
     return TokenOut(token=token, expires_at=expires_at)
 

@@ -192,13 +192,11 @@ _KEY_AND_USER_BY_ID = _key_and_user(User.id)
 _KEY_AND_USER_BY_USERNAME = _key_and_user(User.username)
 
 
-async def mint_for(
-    db: Executor, tokens: TokenService, key_and_user: KeyAndUser
-) -> tuple[str, datetime]:
+async def mint_for(tokens: TokenService, key_and_user: KeyAndUser) -> tuple[str, datetime]:
     if key_and_user.user is None:
         raise NotFound("No such user.")
     environment_id = key_and_user.principal.environment_id
-    key = await tokens.signing_key(db, environment_id, key_and_user.active_kid)
+    key = await tokens.signing_key(environment_id, key_and_user.active_kid)
     return tokens.mint(
         key,
         user_id=key_and_user.user.id,
@@ -224,7 +222,7 @@ async def mint_token(
     ).one_or_none()
     if row is None:
         raise NotFound("No such user.")
-    key = await tokens.signing_key(db, environment_id, row.kid)
+    key = await tokens.signing_key(environment_id, row.kid)
     return tokens.mint(
         key, user_id=row.id, environment_id=environment_id, ttl_seconds=row.user_token_ttl_seconds
     )

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tether.audit.service import record
 from tether.db.base import utcnow
@@ -118,27 +118,30 @@ class TokenService:
         keyring: Keyring,
         issuer: str,
         sessionmaker: async_sessionmaker[AsyncSession],
+        readonly: AsyncEngine,
     ) -> None:
         self._keyring = keyring
         self._issuer = issuer
         self._sessionmaker = sessionmaker
+        self._readonly = readonly
         self._signing: dict[str, SigningKey] = {}
         self._verifying: dict[str, VerifyingKey] = {}
 
-    async def signing_key(
-        self, db: Executor, environment_id: str, active_kid: str | None
-    ) -> SigningKey:
-        """The environment's active key; `active_kid` is what the database says is active."""
+    async def signing_key(self, environment_id: str, active_kid: str | None) -> SigningKey:
+        """The environment's active key; `active_kid` is what the database says is active.
+        Read from the database only when the cache is stale, on an autocommit connection: the
+        caller may hold SQLite's write lock in its own transaction, and this must not wait on it."""
         cached = self._signing.get(environment_id)
         if cached is not None and cached.kid == active_kid:
             return cached
-        row = (
-            await db.execute(
-                select(TokenKey.id, TokenKey.private_key_ciphertext).where(
-                    TokenKey.environment_id == environment_id, TokenKey.retired_at.is_(None)
+        async with self._readonly.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(TokenKey.id, TokenKey.private_key_ciphertext).where(
+                        TokenKey.environment_id == environment_id, TokenKey.retired_at.is_(None)
+                    )
                 )
-            )
-        ).first()
+            ).first()
         if row is None:
             row = await self._create_first_key(environment_id)
         private_key = serialization.load_pem_private_key(
