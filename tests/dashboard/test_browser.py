@@ -99,6 +99,7 @@ class TestLogin:
     async def test_log_in_with_the_keyboard_alone(self, page: Page, account: Account) -> None:
         await page.goto(f"{UI}/login")
         # The email field has the focus; Tab reaches the password; Enter submits.
+        await expect(page.get_by_label("Email")).to_be_focused()
         await page.keyboard.type(account.email)
         await page.keyboard.press("Tab")
         await page.keyboard.type(account.password)

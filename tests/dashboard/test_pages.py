@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.api_keys.helpers import find_key, list_keys
+from tests.api_keys.helpers import create_key, find_key, list_keys
 from tests.conftest import Account
 from tests.dashboard.helpers import UI, get_page, parse, post_form, signed_in
 from tests.installations.helpers import create_integration, install, stripe_key
@@ -724,31 +724,37 @@ class TestSettings:
 
 
 class TestAuditLog:
-    async def test_says_that_nothing_is_recorded_yet(
+    async def test_lists_what_the_dashboard_did_and_who_did_it(
+        self, client: httpx.AsyncClient, account: Account, other_account: Account
+    ) -> None:
+        key = await find_key(client, account.admin, "production", account.prod.secret_key)
+        await post_form(client, account, f"{KEYS}/{key['id']}/revoke")
+        theirs = await find_key(
+            client, other_account.admin, "production", other_account.prod.secret_key
+        )
+        await client.delete(
+            f"/admin/environments/production/api-keys/{theirs['id']}",
+            headers=other_account.admin,
+        )
+        html = (await get_page(client, account, f"{UI}/development/audit-log")).text
+        rows = re.findall(r"<tr>(.*?)</tr>", html, re.S)
+        revoked = [row for row in rows if "api_key.revoked" in row]
+        assert len(revoked) == 1  # this account's only: not the other account's revocation
+        assert re.search(rf"You\s*<span[^>]*>{re.escape(account.email)}</span>", revoked[0])
+        assert f"api_key {key['id']}" in revoked[0]
+        assert "Production" in revoked[0]
+        assert "127.0.0.1" in revoked[0]
+        # Newest first: the revocation comes before the keys that `tether init` made.
+        assert rows.index(revoked[0]) < min(i for i, r in enumerate(rows) if "api_key.created" in r)
+
+    async def test_pages_through_older_events(
         self, client: httpx.AsyncClient, account: Account
     ) -> None:
-        html = (await get_page(client, account, f"{UI}/production/audit-log")).text
-        assert "Audit events are not recorded yet" in html
-
-    async def test_the_hook_fills_the_page(
-        self, client: httpx.AsyncClient, account: Account, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        from tether.dashboard import audit
-
-        async def events(session: Any, account_id: str, *, cursor: str | None) -> audit.AuditPage:
-            assert account_id == account.id
-            entry = audit.AuditEntry(
-                occurred_at=utcnow(),
-                actor=account.email,
-                action="api_key.rolled",
-                target="key_0",
-                environment="production",
-                source="203.0.113.9",
-            )
-            return audit.AuditPage(entries=[entry], next_cursor="abc" if not cursor else None)
-
-        monkeypatch.setattr(audit, "audit_events", events)
-        html = (await get_page(client, account, f"{UI}/production/audit-log")).text
-        assert "api_key.rolled" in html
-        assert "203.0.113.9" in html
-        assert f"{UI}/production/audit-log?cursor=abc" in html
+        for _ in range(50):
+            await create_key(client, account.admin, "development")
+        first = (await get_page(client, account, f"{UI}/development/audit-log")).text
+        older = re.search(r'class="pager"><a class="btn" href="([^"]+)"', first)
+        assert older
+        second = (await get_page(client, account, older.group(1).replace("&amp;", "&"))).text
+        assert "api_key.created" in second
+        assert "No events yet" not in second

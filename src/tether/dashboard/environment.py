@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from tether.accounts.schemas import EnvironmentOut, EnvironmentPatch
 from tether.accounts.service import update_environment
-from tether.dashboard.forms import field_errors, text, whole_number, words
+from tether.dashboard.forms import field_errors, lines, text, whole_number
 from tether.dashboard.pages import dashboard_router, environment_of, layout, section_url
 from tether.dashboard.session import CheckedForm, ViewerDep
 from tether.dashboard.web import redirect, render, with_query
@@ -67,7 +67,7 @@ async def save_settings(
         "requireTenantToken": form.get("requireTenantToken") == "true",
         "userTokenTtlSeconds": whole_number(form, "userTokenTtlSeconds"),
         "tenantTokenMaxLifetimeSeconds": whole_number(form, "tenantTokenMaxLifetimeSeconds"),
-        "allowedOrigins": words(text(form, "allowedOrigins")),
+        "allowedOrigins": lines(text(form, "allowedOrigins")),
     }
     try:
         body = EnvironmentPatch.model_validate(submitted)

@@ -30,8 +30,13 @@ def whole_number(form: FormData, name: str) -> int | str:
 
 
 def words(value: str) -> list[str]:
-    """Scopes or origins typed one per line, or separated by spaces or commas."""
+    """Scopes typed separated by spaces, commas or lines."""
     return [part for part in re.split(r"[\s,]+", value) if part]
+
+
+def lines(value: str) -> list[str]:
+    """Values typed one per line (or separated by commas), each trimmed."""
+    return [part.strip() for part in re.split(r"[\n,]+", value) if part.strip()]
 
 
 def without_none(values: dict[str, Any]) -> dict[str, Any]:

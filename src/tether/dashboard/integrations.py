@@ -114,6 +114,17 @@ def _oauth_values(form: FormData, app: App) -> dict[str, Any]:
     return values
 
 
+_FIELDS = ("clientId", "clientSecret", "authorizeUrl", "tokenUrl", "scopes", "name")
+
+
+def _errors(exc: ValidationError | TetherError) -> dict[str, str]:
+    """Messages by field: pydantic's, or the service's, which names the field it refuses."""
+    if isinstance(exc, ValidationError):
+        return field_errors(exc)
+    named = [name for name in _FIELDS if name in exc.detail]
+    return {named[0]: exc.detail} if named else {}
+
+
 def _echo(form: FormData) -> dict[str, str]:
     # What was typed, to fill the form again after an error; never the client secret.
     names = ("name", "clientId", "scopes", "authorizeUrl", "tokenUrl")
@@ -140,7 +151,6 @@ async def create_integration(
         )
     except (ValidationError, TetherError) as exc:
         await session.rollback()
-        errors = field_errors(exc) if isinstance(exc, ValidationError) else {}
         message = exc.detail if isinstance(exc, TetherError) else "Check the highlighted fields."
         return _form_page(
             request,
@@ -148,7 +158,7 @@ async def create_integration(
             env,
             app,
             values=_echo(form),
-            errors=errors,
+            errors=_errors(exc),
             error=f"The integration was not added. {message}",
             status=422,
         )
@@ -223,7 +233,7 @@ async def update_integration(
             app,
             integration=integration_out(integration, _public_url(request)),
             values=_echo(form),
-            errors=field_errors(exc) if isinstance(exc, ValidationError) else {},
+            errors=_errors(exc),
             error=f"The changes were not saved. {message}",
             status=422,
         )

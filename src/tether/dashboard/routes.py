@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from tether.accounts import service as accounts
 from tether.accounts.schemas import LoginBody
+from tether.audit.service import note_request
 from tether.dashboard import audit, environment, integrations, keys, users
 from tether.dashboard.forms import text
 from tether.dashboard.pages import dashboard_router, section_url
@@ -116,6 +117,7 @@ async def login(request: Request, session: SessionDep) -> Response:
     cookie = request.cookies.get(LOGIN_COOKIE)
     if not cookie or not tokens_match(form.get(CSRF_FIELD), cookie):
         raise CsrfRejected()
+    note_request(request)  # the login is audited with the request's IP, as the JSON login is
     email, next_path = text(form, "email"), safe_next(text(form, "next"))
     password = form.get("password")
     try:

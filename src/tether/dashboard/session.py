@@ -28,6 +28,7 @@ from tether.accounts.service import (
     get_account,
     get_member,
 )
+from tether.audit.service import note_request
 from tether.db.base import utcnow
 from tether.db.engine import SessionDep
 from tether.errors import InvalidToken, TokenExpired
@@ -152,6 +153,8 @@ async def require_viewer(request: Request, session: SessionDep) -> Viewer:
         if next_path and request.url.query:
             next_path = f"{next_path}?{request.url.query}"
         raise LoginRequired(ended=token is not None, next_path=next_path)
+    # The audit log names this admin, with the request's IP and id, as the JSON API's does.
+    note_request(request, "admin", principal.member_id, principal.account_id)
     account, environments = await get_account(session, principal.account_id)
     member = await get_member(session, principal.member_id)
     return Viewer(
