@@ -4,10 +4,11 @@ the migrations. Tests talk HTTP to the app in process; each test makes its own a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from tether.security.crypto import generate_key_spec
 from tether.security.passwords import hash_password_sync
 
 PASSWORD = "correct horse battery staple"
+RELAXED_LIMIT = "100000/minute"
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +53,10 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         public_url="http://testserver",
         encryption_keys=[generate_key_spec()],
+        # Every test shares this app and the client address 127.0.0.1, and many send refused
+        # credentials on purpose: the per-IP budgets are tested with apps of their own.
+        rate_limit_auth_failures=RELAXED_LIMIT,
+        rate_limit_login=RELAXED_LIMIT,
     )
     upgrade(settings)
     return settings
@@ -68,6 +74,8 @@ def server_env(settings: Settings) -> dict[str, str]:
         "TETHER_DATABASE_URL": settings.database_url,
         "TETHER_PUBLIC_URL": settings.public_url,
         "TETHER_ENCRYPTION_KEYS": ",".join(k.get_secret_value() for k in settings.encryption_keys),
+        "TETHER_RATE_LIMIT_AUTH_FAILURES": RELAXED_LIMIT,
+        "TETHER_RATE_LIMIT_LOGIN": RELAXED_LIMIT,
     }
 
 
@@ -165,3 +173,21 @@ async def other_account(client: httpx.AsyncClient, app: FastAPI) -> Account:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+AppFactory = Callable[..., contextlib.AbstractAsyncContextManager[FastAPI]]
+
+
+@pytest.fixture
+def limited_app(settings: Settings) -> AppFactory:
+    """An app of the test's own, on the suite's database, with some settings changed (the
+    shared app's per-IP budgets are relaxed for the rest of the suite)."""
+
+    @contextlib.asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[FastAPI]:
+        app = create_app(settings.model_copy(update=overrides))
+        async with app.router.lifespan_context(app):
+            yield app
+            await app.state.key_usage.drain()
+
+    return make

@@ -24,6 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def client_for(app: Any, ip: str = "127.0.0.1") -> httpx.AsyncClient:
+    """An in-process client of `app` whose requests come from the address `ip`."""
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -30,7 +30,33 @@ class Settings(BaseSettings):
         "encrypts; all decrypt. Generate one with `tether secrets generate-key`.",
     )
     redis_url: str | None = Field(
-        default=None, description="Redis for rate limits shared by every process and node."
+        default=None,
+        description="Redis for rate limits shared by every process and node "
+        "(`redis://host:6379/0`). Without it, each process counts for itself.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=6000,
+        ge=0,
+        description="Requests per minute per API key, unless the key's environment sets its "
+        "own `rateLimitPerMinute`. 0 turns the per-key limit off.",
+    )
+    rate_limit_auth_failures: str = Field(
+        default="60/minute",
+        description="Refused credentials (401s) per client IP; past it, requests that present "
+        "a credential get 429 before any lookup.",
+    )
+    rate_limit_login: str = Field(
+        default="10/minute",
+        description="Admin login attempts (the JSON API and the dashboard form) per client IP, "
+        "counted before the password is checked.",
+    )
+    rate_limit_key_prefix: str = Field(
+        default="tether", description="Prefix of the rate-limit keys in Redis."
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For names the client. Empty: the client is the socket's peer.",
     )
     db_pool_size: int = Field(
         default=32, ge=1, description="Connections kept per process: the expected concurrency."
@@ -76,6 +102,30 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, url: str) -> str:
         return url.rstrip("/")
+
+    @field_validator("rate_limit_auth_failures", "rate_limit_login")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        parse_many(value)  # "10/minute", "5 per second; 100/hour": fail at startup, not later
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+        return value
 
     @field_validator("encryption_keys", mode="before")
     @classmethod

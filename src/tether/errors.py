@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -193,6 +192,11 @@ def _request_id(request: Request) -> str | None:
 
 async def _tether_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TetherError)
+    if exc.status == 401:
+        # A refused credential: one more against the client address's budget of refusals.
+        limits = getattr(request.app.state, "rate_limits", None)
+        if limits is not None:
+            await limits.credentials_refused(request.scope)
     return problem(
         exc.status, exc.code, exc.detail, _request_id(request), headers=exc.headers, **exc.extra
     )
@@ -227,13 +231,46 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# SQLSTATE classes that mean "the server is gone, going, or full": 08 connection exception,
+# 53 insufficient resources (too many connections), 57 operator intervention (57P01 admin
+# shutdown, 57P02 crash shutdown, 57P03 "the database system is starting up").
+_OUTAGE_SQLSTATES = ("08", "53", "57")
+
+
+def _sqlstate(exc: BaseException | None) -> str | None:
+    while exc is not None:
+        state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        if isinstance(state, str):
+            return state
+        exc = exc.__cause__
+    return None
+
+
 def is_database_outage(exc: BaseException) -> bool:
+    """What PostgreSQL (through asyncpg) and SQLite actually raise while the database is down,
+    restarting or out of connections, as observed in tests/test_faults.py:
+
+    - connection refused: a bare ConnectionRefusedError (asyncpg's connect, not wrapped);
+    - a restart in the middle of a query: DBAPIError with `connection_invalidated`
+      (asyncpg's ConnectionDoesNotExistError, caused by AdminShutdownError, 57P01);
+    - connecting while the server shuts down or starts up: DBAPIError, not invalidated,
+      caused by CannotConnectNowError (57P03);
+    - no pooled connection within `db_pool_timeout`: sqlalchemy.exc.TimeoutError.
+    """
     if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    # What a driver raises when the server is gone before SQLAlchemy can wrap it.
-    return isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror))
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        state = _sqlstate(exc.orig)
+        return state is not None and state.startswith(_OUTAGE_SQLSTATES)
+    state = _sqlstate(exc)
+    if state is not None:  # a driver error that SQLAlchemy did not wrap
+        return state.startswith(_OUTAGE_SQLSTATES)
+    # What a driver raises when the server is gone before SQLAlchemy can wrap it: refused,
+    # reset, unreachable ("Multiple exceptions: ..." for a name with several addresses is a
+    # bare OSError), or a name that does not resolve.
+    return isinstance(exc, (OSError, TimeoutError))
 
 
 def unexpected_error(exc: BaseException, path: str, request_id: str | None) -> JSONResponse:
@@ -258,5 +295,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     # Anything else is caught by TetherMiddleware, outside Starlette's ServerErrorMiddleware,
     # which would log a traceback and re-raise.
-    for exc_type in (SQLAlchemyError, ConnectionError, TimeoutError, socket.gaierror):
+    for exc_type in (SQLAlchemyError, OSError, TimeoutError):
         app.add_exception_handler(exc_type, _database_error)

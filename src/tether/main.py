@@ -21,7 +21,9 @@ from tether.errors import install_error_handlers
 from tether.installations.connect import OAuthFlows
 from tether.installations.routes import router as installations_router
 from tether.middleware import DEFAULT_API_VERSION, TetherMiddleware
+from tether.ops.docs import install_docs
 from tether.ops.routes import router as ops_router
+from tether.ratelimit.service import RateLimits
 from tether.sdk.assets import router as sdk_assets_router
 from tether.sdk.cors import SdkCorsMiddleware
 from tether.sdk.routes import router as sdk_router
@@ -66,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by install_docs, under a Content-Security-Policy.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -76,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = TokenService(keyring, settings.public_url, sessionmaker, readonly)
     app.state.oauth = OAuthFlows(sessionmaker, keyring, http, settings.public_url)
     app.state.tenant_tokens = TenantTokenVerifier()
+    app.state.rate_limits = RateLimits(settings)
 
     install_error_handlers(app)
     # Routes are matched in order, one by one: the hot ones (user tokens, users, the SDK)
@@ -98,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     install_dashboard(app)  # after the API: its pages are not on any hot path
+    install_docs(app)
     # Inside TetherMiddleware, so that it sees paths without their version prefix.
     app.add_middleware(SdkCorsMiddleware, readonly=readonly)
     app.add_middleware(TetherMiddleware, max_body_bytes=settings.max_body_bytes)

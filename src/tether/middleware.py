@@ -1,15 +1,26 @@
 """One pure ASGI middleware for what every request needs: a request id, the API version,
-the body size limit, and a problem document instead of a traceback for anything unexpected.
-A single layer keeps the per-request cost to a few dict operations."""
+the body size limit, security headers, the rate limit of admin login attempts, and a problem
+document instead of a traceback for anything unexpected. A single layer keeps the per-request
+cost to a few dict operations."""
 
 from __future__ import annotations
 
 import re
 import secrets
 
+from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tether.errors import InvalidApiVersion, PayloadTooLarge, TetherError, problem, unexpected_error
+from tether.errors import (
+    InvalidApiVersion,
+    PayloadTooLarge,
+    RateLimited,
+    TetherError,
+    problem,
+    unexpected_error,
+)
+from tether.ratelimit.service import RateLimits
+from tether.security.headers import SecurityHeaders
 
 DEFAULT_API_VERSION = "2024-03"
 
@@ -17,6 +28,9 @@ _VALID_VERSION = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 # A first path segment that is meant as a version (digits, a dash, more) but may be malformed.
 _VERSION_ATTEMPT = re.compile(r"/(\d{2,4}-[0-9A-Za-z]{1,4})(/.*)?")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Where an admin logs in: the JSON API and the dashboard's form. Attempts are counted here,
+# before the body is read, so a flood never reaches the password hash.
+LOGIN_PATHS = frozenset({"/admin/login", "/admin/ui/login"})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -30,6 +44,12 @@ class TetherMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self._security: SecurityHeaders | None = None
+
+    def _security_headers(self, scope: Scope) -> SecurityHeaders:
+        if self._security is None:
+            self._security = SecurityHeaders(scope["app"].state.settings.public_url)
+        return self._security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,13 +65,14 @@ class TetherMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         version = DEFAULT_API_VERSION
         started = False
+        security = self._security_headers(scope)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [
-                    *message.get("headers", ()),
+                    *security.add(scope["path"], message.get("headers", ())),
                     (b"x-request-id", request_id.encode()),
                     (b"x-api-version", version.encode()),
                 ]
@@ -66,6 +87,13 @@ class TetherMiddleware:
             response = problem(exc.status, exc.code, exc.detail, request_id, headers=exc.headers)
             await response(scope, receive, send_with_headers)
             return
+
+        if scope["method"] == "POST" and scope["path"] in LOGIN_PATHS:
+            limits: RateLimits = scope["app"].state.rate_limits
+            refused = await limits.login_attempt(scope)
+            if refused is not None:
+                await _login_refused(scope, refused, request_id)(scope, receive, send_with_headers)
+                return
 
         try:
             await self.app(scope, self._limited(receive), send_with_headers)
@@ -108,3 +136,14 @@ class TetherMiddleware:
             return message
 
         return limited_receive
+
+
+def _login_refused(scope: Scope, refused: RateLimited, request_id: str) -> Response:
+    if scope["path"].startswith("/admin/ui/"):  # a person at the dashboard's form
+        page = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            "<title>Too many attempts</title></head><body><h1>Too many login attempts</h1>"
+            "<p>Wait a minute, then try again.</p></body></html>"
+        )
+        return HTMLResponse(page, status_code=429, headers=refused.headers)
+    return problem(429, refused.code, refused.detail, request_id, headers=refused.headers)

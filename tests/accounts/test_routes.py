@@ -30,6 +30,7 @@ ENVIRONMENT_FIELDS = {
     "userTokenTtlSeconds",
     "tenantTokenMaxLifetimeSeconds",
     "allowedOrigins",
+    "rateLimitPerMinute",
     "createdAt",
 }
 

@@ -31,6 +31,8 @@ class Environment(Base):
     user_token_ttl_seconds: Mapped[int] = mapped_column(default=1800)
     tenant_token_max_lifetime_seconds: Mapped[int] = mapped_column(default=3600)
     allowed_origins: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Requests per minute per API key of this environment; None: TETHER_RATE_LIMIT_PER_MINUTE.
+    rate_limit_per_minute: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property

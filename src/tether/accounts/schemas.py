@@ -27,6 +27,9 @@ class EnvironmentOut(Model):
     user_token_ttl_seconds: int
     tenant_token_max_lifetime_seconds: int
     allowed_origins: list[str]
+    rate_limit_per_minute: int | None = Field(
+        description="Requests per minute per API key; null: the server's default."
+    )
     created_at: datetime
 
 
@@ -68,11 +71,17 @@ def _origin(value: str) -> str:
     return f"{parts.scheme}://{netloc}"
 
 
+# Settings whose null means "the default" rather than "no value".
+NULLABLE = frozenset({"rate_limit_per_minute"})
+
+
 class EnvironmentPatch(Body):
     require_tenant_token: StrictBool | None = None
     user_token_ttl_seconds: StrictInt | None = Field(default=None, ge=1, le=86400)
     tenant_token_max_lifetime_seconds: StrictInt | None = Field(default=None, ge=60, le=86400)
     allowed_origins: list[str] | None = Field(default=None, max_length=100)
+    # null puts the environment back on the server's default (TETHER_RATE_LIMIT_PER_MINUTE).
+    rate_limit_per_minute: StrictInt | None = Field(default=None, ge=1, le=1_000_000)
 
     @field_validator("allowed_origins")
     @classmethod
@@ -81,7 +90,7 @@ class EnvironmentPatch(Body):
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
-        nulls = [name for name in self.model_fields_set if getattr(self, name) is None]
+        nulls = [name for name in self.model_fields_set - NULLABLE if getattr(self, name) is None]
         if nulls:
             raise ValueError(f"settings cannot be null: {', '.join(sorted(nulls))}")
         return self

@@ -83,12 +83,15 @@ async def resolve_principal(
     request: Request, bearer: HTTPAuthorizationCredentials | None, api_key: str | None
 ) -> Principal:
     credential = presented(bearer, api_key)
+    await request.app.state.rate_limits.before_credentials(request.scope)
     async with request.app.state.readonly.connect() as connection:
         return await identify(request, connection, credential)
 
 
-def accepted(request: Request, principal: KeyPrincipal) -> KeyPrincipal:
-    """Note the key's use (lastUsedAt), once it is accepted for the route."""
+async def accepted(request: Request, principal: KeyPrincipal) -> KeyPrincipal:
+    """Count the request against the key's rate limit and note its use (lastUsedAt), once
+    the key is accepted for the route."""
+    await request.app.state.rate_limits.hit_key(principal.key_id, principal.rate_limit_per_minute)
     request.app.state.key_usage.seen(principal.key_id, principal.last_used_at)
     return principal
 
@@ -99,7 +102,7 @@ async def require_secret_key(
     principal = await resolve_principal(request, bearer, api_key)
     if not isinstance(principal, KeyPrincipal) or principal.key_type != "secret":
         raise InsufficientScope("This route needs a secret API key.")
-    return accepted(request, principal)
+    return await accepted(request, principal)
 
 
 async def require_secret_key_and_user(
@@ -111,10 +114,11 @@ async def require_secret_key_and_user(
     if parsed is None or parsed.type != "secret":
         # Not a secret key: find out what it is, for the right 401 or 403.
         await require_secret_key(request, bearer, api_key)
+    await request.app.state.rate_limits.before_credentials(request.scope)
     async with request.app.state.readonly.connect() as connection:
         key_and_user = await authenticate_for_user(connection, credential, user_id)
     note_actor(request, key_and_user.principal)
-    accepted(request, key_and_user.principal)
+    await accepted(request, key_and_user.principal)
     return key_and_user
 
 
@@ -126,7 +130,7 @@ async def require_api_key(
     principal = await resolve_principal(request, bearer, api_key)
     if not isinstance(principal, KeyPrincipal):
         raise InsufficientScope("This route needs an API key.")
-    return accepted(request, principal)
+    return await accepted(request, principal)
 
 
 async def require_admin(
@@ -142,6 +146,7 @@ async def require_user_token(request: Request, bearer: BearerDep) -> UserRow:
     """The user a valid user token was minted for. The user is read on every request, so
     deleting it ends every token minted for it at once."""
     credential = presented(bearer, None)
+    await request.app.state.rate_limits.before_credentials(request.scope)
     async with request.app.state.readonly.connect() as connection:
         principal = await identify(request, connection, credential)
         if not isinstance(principal, UserClaims):

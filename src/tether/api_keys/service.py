@@ -39,6 +39,7 @@ class KeyPrincipal:
     environment_id: str
     account_id: str
     last_used_at: datetime | None
+    rate_limit_per_minute: int | None  # the environment's; None: the server's default
 
 
 async def create_key(
@@ -152,6 +153,7 @@ KEY_QUERY: AnySelect = (
         ApiKey.revoked_at.label("key_revoked_at"),
         ApiKey.last_used_at.label("key_last_used_at"),
         Environment.account_id,
+        Environment.rate_limit_per_minute,
     )
     .join(Environment, Environment.id == ApiKey.environment_id)
     .where(ApiKey.digest == bindparam("digest"))
@@ -182,6 +184,7 @@ def principal_of(parsed: ParsedKey, row: AnyRow | None) -> KeyPrincipal:
         environment_id=row.environment_id,
         account_id=row.account_id,
         last_used_at=row.key_last_used_at,
+        rate_limit_per_minute=row.rate_limit_per_minute,
     )
 
 

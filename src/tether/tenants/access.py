@@ -69,7 +69,7 @@ async def require_tenant_access(
         raise InsufficientScope(
             "Tenant routes need an API key (and, for a publishable key, a tenant token)."
         )
-    accepted(request, principal)
+    await accepted(request, principal)
     if principal.key_type == "secret":
         return TenantAccess(principal.environment_id, "secret_key", None)
     environment = await session.get(Environment, principal.environment_id)

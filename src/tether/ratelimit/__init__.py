@@ -1,0 +1,1 @@
+"""Rate limits: per API key, and per client IP for refused credentials and login attempts."""
