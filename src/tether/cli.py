@@ -116,6 +116,9 @@ def serve(
         # Its access log costs ~30% of throughput and would log query strings, which can
         # carry tenant tokens.
         access_log=False,
+        # Off: uvicorn would otherwise take the client address from X-Forwarded-For of any
+        # peer on 127.0.0.1. Tether reads that header itself, from TETHER_TRUSTED_PROXIES only.
+        proxy_headers=False,
         timeout_graceful_shutdown=30,
     )
 
