@@ -363,3 +363,14 @@ class TestConcurrentCreates:
         assert {r.json()["userId"] for r in responses if r.status_code == 409} == {winner}
         listed = await client.get("/users", headers=bearer(account.dev.secret_key))
         assert [u["userId"] for u in listed.json()["data"]] == [winner]
+
+
+class TestSdkHeaders:
+    @pytest.mark.parametrize("kind", ["secret", "publishable"])
+    async def test_an_api_key_in_x_api_key_on_an_sdk_route_is_403(
+        self, client: httpx.AsyncClient, account: Account, kind: str
+    ) -> None:
+        key = account.dev.secret_key if kind == "secret" else account.dev.publishable_key
+        response = await client.get("/sdk/me", headers={"x-api-key": key})
+        assert response.status_code == 403
+        assert response.json()["code"] == "insufficient_scope"

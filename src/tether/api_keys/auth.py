@@ -142,15 +142,20 @@ async def require_admin(
     return principal
 
 
-async def require_user_token(request: Request, bearer: BearerDep) -> UserRow:
+async def require_user_token(
+    request: Request, bearer: BearerDep, api_key: ApiKeyHeaderDep
+) -> UserRow:
     """The user a valid user token was minted for. The user is read on every request, so
-    deleting it ends every token minted for it at once."""
-    credential = presented(bearer, None)
+    deleting it ends every token minted for it at once. A valid credential of another kind,
+    in either header, is a 403; a user token belongs in `Authorization: Bearer` only."""
+    credential = presented(bearer, api_key)
     await request.app.state.rate_limits.before_credentials(request.scope)
     async with request.app.state.readonly.connect() as connection:
         principal = await identify(request, connection, credential)
         if not isinstance(principal, UserClaims):
             raise InsufficientScope("SDK routes need a user token from GET /users/{userId}/token.")
+        if bearer is None:
+            raise InvalidToken("Send the user token as `Authorization: Bearer <token>`.")
         user = await find_user(connection, principal.environment_id, principal.user_id)
     if user is None:
         raise InvalidToken("The user of this token no longer exists.")
