@@ -173,6 +173,18 @@ class TestLogin:
         )
         assert response.status_code == 403
 
+    async def test_a_malformed_login_cookie_is_replaced_not_echoed(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        page = await client.get(
+            LOGIN, headers={"cookie": f'{LOGIN_CSRF_COOKIE}="><script>x</script>'}
+        )
+        client.cookies.clear()
+        assert "<script>x" not in page.text
+        fresh = set_cookies(page)[LOGIN_CSRF_COOKIE][LOGIN_CSRF_COOKIE].value
+        assert re.fullmatch(r"[A-Za-z0-9_-]{43}", fresh)
+        assert csrf_in(page.text) == fresh
+
     async def test_a_signed_in_browser_skips_the_login_page(
         self, client: httpx.AsyncClient, account: Account
     ) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,7 @@ CSRF_FIELD = "csrf_token"
 LOGIN_CSRF_MAX_AGE = 3600
 
 _CSRF_LABEL = b"tether.dashboard.csrf.v1"
+_LOGIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # what secrets.token_urlsafe(32) makes
 
 
 class LoginRequired(Exception):
@@ -95,9 +97,7 @@ def login_csrf_token(request: Request) -> str:
     """The login form's token: the one already in the browser's cookie (so two open login
     tabs both work), else a new one."""
     current = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if len(current) == 43 and current.replace("-", "").replace("_", "").isalnum():
-        return current
-    return secrets.token_urlsafe(32)
+    return current if _LOGIN_TOKEN.fullmatch(current) else secrets.token_urlsafe(32)
 
 
 def set_login_csrf_cookie(response: Response, request: Request, token: str) -> None:
