@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,7 +20,16 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support import bearer, create_scratch_database, drop_database
+from tests.support import (
+    SECRETS,
+    SERVER_LOGS,
+    bearer,
+    create_scratch_database,
+    drop_database,
+    register_exchange,
+    register_secret,
+    register_secrets_in,
+)
 from tether.accounts.models import Member
 from tether.accounts.service import open_session
 from tether.bootstrap import provision
@@ -59,6 +69,7 @@ def settings(database_url: str) -> Settings:
         rate_limit_login=RELAXED_LIMIT,
     )
     upgrade(settings)
+    register_secret(*(key.get_secret_value() for key in settings.encryption_keys))
     return settings
 
 
@@ -92,10 +103,64 @@ def sessionmaker(app: FastAPI) -> async_sessionmaker[AsyncSession]:
     return maker
 
 
+class _LogRecorder(logging.Handler):
+    """Every log line of the session, as it would be printed."""
+
+    # Test clients, not Tether: httpx logs each request's URL, query string included.
+    IGNORED = ("httpx", "httpcore", "hypothesis", "asyncio", "faker")
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.split(".")[0] in self.IGNORED:
+            return
+        try:
+            self.lines.append(f"{record.name}: {record.getMessage()}")
+            if record.exc_info:
+                self.lines.append(logging.Formatter().formatException(record.exc_info))
+        except Exception:  # a record that cannot be formatted is not a leak
+            return
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_free_logs() -> Iterator[None]:
+    """No log line of the whole session contains a secret the tests made or were shown: the
+    in-process app's (and libraries') logs at INFO and above, and the log file of every server
+    process tests.support.run_server started. Fails at the end of the session."""
+    recorder = _LogRecorder()
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(recorder)
+    root.setLevel(min(previous_level, logging.INFO))
+    register_secret(PASSWORD)
+    try:
+        yield
+    finally:
+        root.removeHandler(recorder)
+        root.setLevel(previous_level)
+    texts = {"in-process logs": "\n".join(recorder.lines)}
+    for path in SERVER_LOGS:
+        if path.exists():
+            texts[str(path)] = path.read_text(errors="replace")
+    leaks = [
+        (where, secret[:12] + "...")
+        for secret in SECRETS
+        for where, text in texts.items()
+        if secret in text
+    ]
+    assert not leaks, f"secrets in logs (first characters shown): {leaks[:20]}"
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://testserver",
+        event_hooks={"response": [register_exchange]},
+    ) as client:
         yield client
     # Finish the background lastUsedAt writes a test caused, so none is left holding SQLite's
     # write lock while a later test blocks the loop on a subprocess.
@@ -146,6 +211,8 @@ async def make_account(client: httpx.AsyncClient, app: FastAPI) -> Account:
         assert member_id is not None
         admin_token, _ = await open_session(session, member_id, 3600)
         await session.commit()
+    register_secrets_in(result)
+    register_secret(admin_token)
     envs = {
         name: Env(env["environmentId"], name, env["secretKey"], env["publishableKey"])
         for name, env in result["environments"].items()

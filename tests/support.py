@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -22,6 +23,60 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Every secret the suite made or was shown (keys, tokens, passwords, credential data), and every
+# log file of a server process it started: at the end of the session, no log line may contain
+# one of those secrets (see `secret_free_logs` in conftest.py).
+SECRETS: set[str] = set()
+SERVER_LOGS: list[Path] = []
+# JSON fields whose string values (or, for `data`, every value inside) are secrets.
+SECRET_FIELDS = frozenset(
+    {"key", "token", "privateKey", "password", "secretKey", "publishableKey", "accessToken",
+     "refreshToken", "clientSecret", "apiKey", "data", "jwtToken"}
+)  # fmt: skip
+MIN_SECRET_LENGTH = 10  # shorter values ("secret", "abc") would match by chance
+
+
+_NOT_SECRET = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)?|\d+")  # times, counts
+
+
+def register_secret(*values: object) -> None:
+    for value in values:
+        if (
+            isinstance(value, str)
+            and len(value) >= MIN_SECRET_LENGTH
+            and not _NOT_SECRET.fullmatch(value)
+        ):
+            SECRETS.add(value)
+
+
+def register_secrets_in(document: Any, secret: bool = False) -> None:
+    """Every value under a secret field of a JSON document (request or response body).
+    `data` is a secret only as an object (credential data): as a list it is a page."""
+    if isinstance(document, dict):
+        for name, value in document.items():
+            is_secret = name in SECRET_FIELDS and (name != "data" or isinstance(value, dict))
+            register_secrets_in(value, secret or is_secret)
+    elif isinstance(document, list):
+        for value in document:
+            register_secrets_in(value, secret)
+    elif secret:
+        register_secret(document)
+
+
+async def register_exchange(response: httpx.Response) -> None:
+    """An httpx response hook: the secrets in the request's and the response's JSON bodies."""
+    import json
+
+    for message in (response.request, response):
+        if "json" not in message.headers.get("content-type", ""):
+            continue
+        if isinstance(message, httpx.Response):
+            await message.aread()
+        try:
+            register_secrets_in(json.loads(message.content or b"null"))
+        except (ValueError, httpx.RequestNotRead):
+            continue
 
 
 def client_for(app: Any, ip: str = "127.0.0.1") -> httpx.AsyncClient:
@@ -169,7 +224,7 @@ async def run_cli(
     file is picked up from the checkout. It runs in a thread so that the test's event loop
     keeps going: a background write of the in-process app must not sit on SQLite's write
     lock, half done, while the command waits for it."""
-    return await asyncio.to_thread(
+    done = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "tether", *args],
         env={**os.environ, **env},
@@ -179,6 +234,13 @@ async def run_cli(
         timeout=timeout,
         check=False,
     )
+    try:
+        import json
+
+        register_secrets_in(json.loads(done.stdout))  # `--json` output: keys and a password
+    except ValueError:
+        pass
+    return done
 
 
 @dataclass
@@ -206,6 +268,7 @@ def run_server(
     `tether serve`, such as `--bootstrap`."""
     port = port or free_port()
     log_path = tmp_path / f"{name}-{port}.log"
+    SERVER_LOGS.append(log_path)
     full_env = {**os.environ, **env}
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -134,6 +134,34 @@ class TestCredentials:
         assert response.json()["code"] == "missing_credentials"
         assert response.headers["www-authenticate"] == "Bearer"
 
+    @pytest.mark.parametrize(
+        ("path", "content_type"),
+        [
+            ("/users", "application/json"),
+            ("/admin/environments/development/api-keys", "application/json"),
+            ("/sdk/installations", "multipart/form-data; boundary=x"),
+        ],
+    )
+    async def test_no_credential_is_401_even_with_a_body_that_does_not_parse(
+        self, client: httpx.AsyncClient, path: str, content_type: str
+    ) -> None:
+        # FastAPI parses the body before the route's dependencies run (found by schemathesis).
+        response = await client.post(
+            path, content=b"{not json", headers={"content-type": content_type}
+        )
+        assert response.status_code == 401, response.text
+        assert response.json()["code"] == "missing_credentials"
+
+    async def test_a_body_that_does_not_parse_is_still_422_with_a_credential(
+        self, client: httpx.AsyncClient, account: Account
+    ) -> None:
+        response = await client.post(
+            "/users",
+            content=b"{not json",
+            headers={**bearer(account.dev.secret_key), "content-type": "application/json"},
+        )
+        assert response.status_code == 422
+
     async def test_garbage_bearer_is_invalid_api_key(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/admin/account", headers=bearer("nonsense"))
         assert response.status_code == 401

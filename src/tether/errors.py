@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security.base import SecurityBase
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -202,8 +203,37 @@ async def _tether_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_SECURED_ROUTES: dict[int, bool] = {}
+
+
+def _has_security(dependant: Any) -> bool:
+    return any(
+        isinstance(dep.call, SecurityBase) or _has_security(dep) for dep in dependant.dependencies
+    )
+
+
+async def _missing_credentials(request: Request) -> JSONResponse | None:
+    """FastAPI reads and parses a body before it runs the route's dependencies, so a request
+    with no credential at all and a body that is not JSON would be told 422 (or 400) instead
+    of 401. A route that needs a credential answers 401 missing_credentials first."""
+    if "authorization" in request.headers or "x-api-key" in request.headers:
+        return None
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return None
+    secured = _SECURED_ROUTES.get(id(route))
+    if secured is None:
+        secured = _SECURED_ROUTES.setdefault(id(route), _has_security(dependant))
+    if not secured:
+        return None
+    return await _tether_error(request, MissingCredentials())
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if (refused := await _missing_credentials(request)) is not None:
+        return refused
     errors = [
         # `input` and `ctx` may echo what was sent, which can be a secret: never return them.
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
@@ -224,6 +254,8 @@ _HTTP_CODES = {
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and (refused := await _missing_credentials(request)) is not None:
+        return refused  # "There was an error parsing the body"
     code = _HTTP_CODES.get(exc.status_code, HTTPStatus(exc.status_code).phrase.lower())
     detail = "No such resource." if exc.status_code == 404 else str(exc.detail)
     return problem(
