@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -84,6 +84,25 @@ class Settings(BaseSettings):
         default=False,
         description="Allow `http://` OAuth URLs on custom_oauth2 integrations (local only).",
     )
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="`json`: one JSON object a line. `text`: for people. `auto`: text when "
+        "stderr is a terminal, else JSON.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info",
+        description="Least severe level logged. `info` includes one line per request; "
+        "`warning` drops them.",
+    )
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Serve `GET /metrics` (Prometheus text format). Off: it answers 404.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, `GET /metrics` needs `Authorization: Bearer <token>`. Unset, "
+        "anyone who reaches the port reads it: block it at the proxy (see Metrics).",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -97,6 +116,16 @@ class Settings(BaseSettings):
             if url.startswith(plain):
                 return driver + url[len(plain) :]
         return url
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lowercase(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("public_url")
     @classmethod

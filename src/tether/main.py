@@ -22,6 +22,8 @@ from tether.installations.connect import OAuthFlows
 from tether.installations.routes import router as installations_router
 from tether.middleware import DEFAULT_API_VERSION, TetherMiddleware
 from tether.ops.docs import install_docs
+from tether.ops.metrics import PoolSampler, process_stopping
+from tether.ops.observe import RequestObserver
 from tether.ops.routes import router as ops_router
 from tether.ratelimit.service import RateLimits
 from tether.sdk.assets import router as sdk_assets_router
@@ -56,12 +58,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         headers={"User-Agent": "Tether"},
     )
 
+    pool_sampler = PoolSampler(engine)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool_sampler.start()
         yield
+        # uvicorn has let in-flight requests finish (or timed them out): write what they left
+        # for later, then close.
+        await pool_sampler.stop()
         await key_usage.drain()
         await http.aclose()
         await engine.dispose()
+        process_stopping()
 
     app = FastAPI(
         title="Tether",
@@ -107,5 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     # Inside TetherMiddleware, so that it sees paths without their version prefix.
     app.add_middleware(SdkCorsMiddleware, readonly=readonly)
-    app.add_middleware(TetherMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        TetherMiddleware, max_body_bytes=settings.max_body_bytes, observe=RequestObserver()
+    )
     return app

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
+from time import perf_counter
 
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +21,7 @@ from tether.errors import (
     problem,
     unexpected_error,
 )
+from tether.ops.logs import bind_request_id
 from tether.ratelimit.service import RateLimits
 from tether.security.headers import SecurityHeaders
 
@@ -32,6 +35,9 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # before the body is read, so a flood never reaches the password hash.
 LOGIN_PATHS = frozenset({"/admin/login", "/admin/ui/login"})
 
+# Told of every finished request: its scope, its status and when it arrived (perf_counter).
+Observer = Callable[[Scope, int, float], None]
+
 
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
@@ -41,9 +47,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class TetherMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, observe: Observer | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.observe = observe
         self._security: SecurityHeaders | None = None
 
     def _security_headers(self, scope: Scope) -> SecurityHeaders:
@@ -52,6 +61,25 @@ class TetherMiddleware:
         return self._security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        observe = self.observe
+        if scope["type"] != "http" or observe is None:
+            await self._serve(scope, receive, send)
+            return
+        arrived = perf_counter()
+        status = 0
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, send_observed)
+        finally:
+            observe(scope, status, arrived)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -63,6 +91,7 @@ class TetherMiddleware:
             else secrets.token_hex(12)
         )
         scope.setdefault("state", {})["request_id"] = request_id
+        bind_request_id(request_id)
         version = DEFAULT_API_VERSION
         started = False
         security = self._security_headers(scope)

@@ -69,14 +69,20 @@ async def _verify(request: Request, db: AsyncConnection, credential: str) -> Pri
 
 
 def note_actor(request: Request, principal: Principal) -> None:
-    """Who acts in this request, for the audit events the services record."""
+    """Who acts in this request, for the audit events the services record, and its account
+    and environment for the request's log line."""
+    state = request.scope.setdefault("state", {})
     if isinstance(principal, AdminPrincipal):
         note_request(request, "admin", principal.member_id, principal.account_id)
+        state["account_id"] = principal.account_id
     elif isinstance(principal, KeyPrincipal):
         kind = f"{principal.key_type}_key"
         note_request(request, kind, principal.key_id, principal.account_id)
+        state["account_id"] = principal.account_id
+        state["environment_id"] = principal.environment_id
     else:
         note_request(request, "user", principal.user_id)
+        state["environment_id"] = principal.environment_id
 
 
 async def resolve_principal(
