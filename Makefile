@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check fmt lint typecheck bench lock clean
+.PHONY: run test check fmt lint typecheck bench lock docs clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ check: lint typecheck test
 # bench/RESULTS.md. A quick look: make bench BENCH_ARGS="--db postgres --workers 1 --duration 10"
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Regenerate the configuration reference in docs/operations.md from the settings model
+# (a test fails while it is out of date).
+docs: $(STAMP)
+	$(BIN)/tether config-reference --write docs/operations.md
 
 # Re-pin after editing dependencies in pyproject.toml (needs network access to PyPI).
 lock: $(STAMP)

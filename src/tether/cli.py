@@ -1,12 +1,18 @@
-"""The operator's command line: `tether serve`, `tether init`, `tether db`, `tether keys`."""
+"""The operator's command line: `tether serve`, `tether init`, `tether db`, `tether keys`,
+`tether config-reference`."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import shutil
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -90,37 +96,79 @@ def _print_secrets(result: dict[str, Any], as_json: bool) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    host: Annotated[
+        str, typer.Option(envvar="TETHER_HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="TETHER_PORT", help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="TETHER_WORKERS",
+            help="Worker processes. Size each one's database pool to its own concurrency.",
+        ),
+    ] = 1,
     bootstrap: Annotated[
         bool, typer.Option(help="On an empty database, create a local account and print it.")
     ] = False,
+    migrate: Annotated[
+        bool,
+        typer.Option(
+            help="Apply pending migrations first. With several replicas, run `tether db "
+            "upgrade` once as a release step and serve with --no-migrate.",
+        ),
+    ] = True,
 ) -> None:
     """Migrate the database, then serve."""
     import uvicorn
 
     settings = get_settings()
     _keyring(settings)  # refuse to start without a usable encryption key
-    _migrate(settings)
+    if migrate:
+        _migrate(settings)
     if bootstrap:
         _bootstrap(settings, host, port)
-    uvicorn.run(
-        "tether.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
-        # Its access log costs ~30% of throughput and would log query strings, which can
-        # carry tenant tokens.
-        access_log=False,
-        # Off: uvicorn would otherwise take the client address from X-Forwarded-For of any
-        # peer on 127.0.0.1. Tether reads that header itself, from TETHER_TRUSTED_PROXIES only.
-        proxy_headers=False,
-        timeout_graceful_shutdown=30,
-    )
+    from tether.ops.logs import logging_config
+
+    with _metrics_directory():
+        uvicorn.run(
+            "tether.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop" if sys.platform != "win32" else "asyncio",
+            http="httptools",
+            # Its access log costs ~30% of throughput and would log query strings, which can
+            # carry tenant tokens: TetherMiddleware writes one structured line instead.
+            access_log=False,
+            # Applied by uvicorn in every worker, its own loggers included.
+            log_config=logging_config(settings),
+            # Off: uvicorn would otherwise take the client address from X-Forwarded-For of any
+            # peer on 127.0.0.1. Tether reads that header itself, from TETHER_TRUSTED_PROXIES
+            # only.
+            proxy_headers=False,
+            # On SIGTERM: stop accepting, let in-flight requests finish (up to 30 s), then run
+            # the lifespan shutdown (background writes drained, the pool closed).
+            timeout_graceful_shutdown=30,
+        )
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[None]:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for this server's workers, removed when it stops, so
+    that /metrics sums every worker's samples and never a previous run's. It is set before
+    any worker imports prometheus_client; an operator's own directory is used as it is."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="tether-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _bootstrap(settings: Settings, host: str, port: int) -> None:
@@ -372,6 +420,40 @@ def token_keys_rotate(
         return
     for item in rotated:
         typer.echo(f"{item['environmentId']}: new key {item['kid']}")
+
+
+@app.command("config-reference")
+def config_reference(
+    write: Annotated[
+        Path | None,
+        typer.Option(help="Rewrite the reference between its markers in this Markdown file."),
+    ] = None,
+    check: Annotated[
+        Path | None,
+        typer.Option(help="Exit non-zero if this Markdown file's reference is out of date."),
+    ] = None,
+) -> None:
+    """Print the configuration reference, generated from the settings and `serve`'s options."""
+    from tether.ops import reference
+
+    if write is None and check is None:
+        typer.echo(reference.render())
+        return
+    target = write or check
+    assert target is not None
+    try:
+        document = target.read_text(encoding="utf-8")
+        fresh = reference.updated(document)
+    except (OSError, reference.MarkersMissing) as exc:
+        raise _fail(str(exc)) from None
+    if check is not None:
+        if fresh != document:
+            raise _fail(f"{check} is out of date: run `tether config-reference --write {check}`")
+        typer.echo(f"{check} is up to date.")
+        return
+    if fresh != document:
+        target.write_text(fresh, encoding="utf-8")
+    typer.echo(f"Wrote the configuration reference into {target}.")
 
 
 def main() -> None:
