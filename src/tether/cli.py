@@ -151,6 +151,11 @@ def serve(
             # On SIGTERM: stop accepting, let in-flight requests finish (up to 30 s), then run
             # the lifespan shutdown (background writes drained, the pool closed).
             timeout_graceful_shutdown=30,
+            # A worker that does not answer the supervisor's ping in time is killed and
+            # replaced. Its first answer comes only after it has imported most of the app:
+            # with uvicorn's 5 s, workers starting on a loaded 2-core machine were killed and
+            # replaced before they ever served.
+            timeout_worker_healthcheck=30,
         )
 
 
