@@ -20,6 +20,8 @@
   var VERSION = "1";
   var IFRAME_ID = "tether-modal";
   var LOAD_TIMEOUT_MS = 20000;
+  var RESEND_MS = 200;
+  var RESEND_FOR_MS = 10000;
 
   function findScript() {
     if (document.currentScript && document.currentScript.src) return document.currentScript;
@@ -143,12 +145,15 @@
     var previousFocus = document.activeElement;
     var unlockScroll = lockScroll();
     var finished = false;
+    var acknowledged = false;
     var loadTimer = null;
+    var resendTimer = null;
 
     function close(result) {
       if (finished) return;
       finished = true;
       clearTimeout(loadTimer);
+      clearInterval(resendTimer);
       window.removeEventListener("message", onMessage);
       document.removeEventListener("keydown", onKeydown, true);
       if (iframe.parentNode) iframe.parentNode.removeChild(iframe);
@@ -164,6 +169,11 @@
     function onMessage(event) {
       if (event.origin !== TETHER_ORIGIN || event.source !== iframe.contentWindow) return;
       var data = event.data;
+      if (data && data.type === "tether:started") {
+        acknowledged = true;
+        clearInterval(resendTimer);
+        return;
+      }
       if (!data || data.type !== "tether:result") return;
       var result = { success: data.success === true };
       if (result.success) {
@@ -185,12 +195,20 @@
       }
     }
 
+    // The init message is sent when the modal has loaded, and again until the modal answers:
+    // a message that arrives before the modal listens is lost, and nothing else would notice.
+    function sendInit() {
+      if (finished || acknowledged || !iframe.contentWindow) return;
+      // The browser delivers it only if the iframe's document is on Tether's origin.
+      iframe.contentWindow.postMessage(init, TETHER_ORIGIN);
+    }
     iframe.addEventListener("load", function () {
       clearTimeout(loadTimer);
       if (finished) return;
-      // The iframe's document is checked by its origin: were it anything but Tether's modal,
-      // the browser would not deliver the message.
-      iframe.contentWindow.postMessage(init, TETHER_ORIGIN);
+      sendInit();
+      clearInterval(resendTimer);
+      resendTimer = setInterval(sendInit, RESEND_MS);
+      setTimeout(function () { clearInterval(resendTimer); }, RESEND_FOR_MS);
       iframe.focus();
     });
     loadTimer = setTimeout(function () {

@@ -145,9 +145,9 @@
     el.back.hidden = Boolean(state.targetId) || ["list", "loading", "fatal"].includes(view);
     el.content.replaceChildren(...nodes);
     el.content.scrollTop = 0;
-    const target = focusTarget || el.title;
-    // After the browser has laid the view out, so focus() can scroll it into view.
-    requestAnimationFrame(() => target.focus({ preventScroll: target === el.title }));
+    el.dialog.dataset.view = view;
+    // At once, in the same task: a key pressed right after a view appears acts on that view.
+    (focusTarget || el.title).focus();
   }
 
   function alertBox(kind, title, text) {
@@ -256,6 +256,7 @@
     const allowed = Array.isArray(config.allowedOrigins) ? config.allowedOrigins : [];
     if (!allowed.includes(state.initOrigin)) return earlyFailure("origin_not_allowed");
     state.hostOrigin = state.initOrigin;
+    postToHost({ type: "tether:started" }); // the SDK stops repeating its init message
     state.account = typeof config.accountName === "string" ? config.accountName : "";
     if (state.closeRequested) return finish();
     await loadAndShow(null);
@@ -627,7 +628,7 @@
         { class: "center", role: "status" },
         h("div", { class: "mark neutral" }, h("span", { class: "spinner", "aria-hidden": "true" })),
         h("h2", { text: "Waiting for " + integration.name + "…" }),
-        h("p", { text: "Finish signing in in the window that opened." }),
+        h("p", { text: "Continue in the window that opened to finish signing in." }),
         h("div", { class: "actions" }, cancel)
       ),
     ], cancel);
@@ -674,7 +675,7 @@
   }
 
   function showSuccess(integration) {
-    setHeader(integration.name + " is connected", "");
+    setHeader(integration.name, "Connected", integration);
     const done = button("primary", "Done", finish);
     render("success", [
       h(
@@ -764,7 +765,7 @@
 
   function showFatal(code) {
     const [title, text] = FATAL[code] || ["Something went wrong", "Close this window and try again. (" + code + ")"];
-    setHeader(title, "");
+    setHeader("Connect an app", "");
     const close = button("secondary", "Close", finish);
     render("fatal", [
       h(
