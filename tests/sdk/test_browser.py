@@ -527,11 +527,7 @@ class TestAuthenticate:
         key = stripe_key()
         await tab.modal.locator("input[name=apiKey]").fill(key)
         await tab.modal.locator("button[type=submit]").click()
-        assert await tab.result() == {
-            "success": True,
-            "installationId": before["installationId"],
-            "installationIds": [before["installationId"]],
-        }
+        assert await tab.result() == {"success": True, "installationId": before["installationId"]}
         credential = await customer.api.get(
             f"/users/{customer.user_id}/credentials/{before['credentialId']}",
             headers=customer.secret,

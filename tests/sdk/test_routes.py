@@ -98,8 +98,9 @@ class TestSdkReplaceCredential:
         return f"/sdk/installations/{installation_id}/credential"
 
     async def test_replaces_the_fields_and_keeps_the_ids(
-        self, client: httpx.AsyncClient, app: FastAPI, alice: SdkUser
+        self, client: httpx.AsyncClient, app: FastAPI, account: Account, alice: SdkUser
     ) -> None:
+        admin = account.admin
         installation_id = await sdk_install(
             client, alice, alice.stripe_id, {"apiKey": stripe_key()}
         )
@@ -125,6 +126,12 @@ class TestSdkReplaceCredential:
         states = (await client.get("/sdk/integrations", headers=alice.headers)).json()["data"]
         (stripe,) = [s for s in states if s["integrationId"] == alice.stripe_id]
         assert (stripe["installationId"], stripe["status"]) == (installation_id, "active")
+        audit = await client.get(
+            "/admin/audit-events", params={"action": "installation.reconnected"}, headers=admin
+        )
+        (event,) = audit.json()["data"]
+        assert (event["targetId"], event["actor"]["type"]) == (installation_id, "user")
+        assert new_key not in audit.text
 
     async def test_replaces_a_basic_apps_fields(
         self, client: httpx.AsyncClient, alice: SdkUser

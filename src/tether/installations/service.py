@@ -221,6 +221,7 @@ async def replace_fields(
     credential.type = app.auth_type
     installation.status = "active"
     await session.flush()
+    await _recorded(session, "installation.reconnected", installation)  # as OAuth's reconnect
     return installation
 
 

@@ -666,10 +666,12 @@
     integration.installationId = installationId;
     integration.status = "active";
     state.connected = state.connected.filter((id) => id !== installationId).concat([installationId]);
-    state.outcome = { success: true, installationId, installationIds: state.connected.slice() };
     if (!state.targetId) {
+      // From the list the user may connect several: the result names them all.
+      state.outcome = { success: true, installationId, installationIds: state.connected.slice() };
       return loadAndShow({ kind: "success", text: integration.name + " is connected." });
     }
+    state.outcome = { success: true, installationId };
     showSuccess(integration);
     state.autoClose = window.setTimeout(finish, AUTO_CLOSE_MS);
   }
