@@ -119,3 +119,19 @@ async def test_a_bug_is_a_500_without_a_trace(client: httpx.AsyncClient, app: ob
         app.router.routes.pop()
     assert_problem(response, 500, "internal_error")
     assert "secret detail" not in response.text
+
+
+async def test_the_document_names_503_everywhere_and_429_wherever_a_credential_is_taken(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    missing = []
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            documented = set(operation["responses"])
+            needs_db = path not in ("/healthz", "/sdk/embedded.js", "/sdk/modal")
+            if needs_db and "503" not in documented:
+                missing.append(f"{method.upper()} {path}: 503")
+            if "401" in documented and "429" not in documented:
+                missing.append(f"{method.upper()} {path}: 429")
+    assert not missing, missing

@@ -154,14 +154,17 @@ class Problem(BaseModel):
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for the problem documents a route can answer."""
+    """OpenAPI `responses=` for the problem documents a route can answer. Every route can
+    answer 503 database_unavailable, and every route that takes a credential (401) can
+    answer 429 rate_limited: those two are added here."""
+    implied = {503} | ({429} if 401 in statuses else set())
     return {
         status: {
             "model": Problem,
             "description": HTTPStatus(status).phrase,
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
-        for status in statuses
+        for status in sorted(set(statuses) | implied)
     }
 
 

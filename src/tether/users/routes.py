@@ -73,7 +73,7 @@ async def mint_token(
     return TokenOut(token=token, expires_at=expires_at)
 
 
-@router.get("/.well-known/jwks.json", tags=["sdk"])
+@router.get("/.well-known/jwks.json", tags=["sdk"], responses=error_responses())
 async def jwks(connection: ConnectionDep, response: Response) -> Jwks:
     """Every public key that can still verify a live user token."""
     response.headers["Cache-Control"] = "public, max-age=60"
