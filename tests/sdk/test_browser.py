@@ -30,6 +30,7 @@ pytestmark = pytest.mark.slow
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+NARROW = {"width": 360, "height": 640}  # the narrowest phone the modal is laid out for
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +235,9 @@ class TestInstallApiKeyApp:
         # A value the catalogue's pattern refuses is explained beside the field.
         await secret.fill("not-a-stripe-key")
         await tab.modal.locator("button[type=submit]").click()
-        await expect(tab.modal.locator("#field-apiKey-error")).to_contain_text("doesn't look like")
+        await expect(tab.modal.locator("#field-apiKey-error")).to_have_text(
+            "Secret key doesn't look right. It should look like sk_live_..."
+        )
         await expect(secret).to_have_attribute("aria-invalid", "true")
         await tab.screenshot("sdk-modal-form-error-desktop")
 
@@ -664,7 +667,7 @@ class TestScreenshots:
             json={"integrationId": stripe, "data": {"apiKey": stripe_key()}},
             headers=customer.secret,
         )
-        for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        for name, viewport in (("desktop", DESKTOP), ("phone", PHONE), ("narrow", NARROW)):
             tab = await open_tab(host, viewport)
             await tab.call(LIST, await customer.token())
             await expect(
@@ -673,7 +676,17 @@ class TestScreenshots:
             await tab.screenshot(f"sdk-modal-{name}")
             await tab.modal.locator(f"button[data-integration-id='{zendesk}']").click()
             await expect(tab.modal.locator("input[name=subdomain]")).to_be_focused()
+            # Submitted empty: every field shows its message, the longest the form gets.
+            await tab.modal.locator("button[type=submit]").click()
+            await expect(tab.modal.locator("#field-apiToken-error")).to_be_visible()
             await tab.screenshot(f"sdk-modal-form-{name}")
+            frame = tab.page.frame(url=lambda url: url.endswith("/sdk/modal"))
+            assert frame is not None
+            overflow = await frame.evaluate(
+                "[...document.querySelectorAll('#dialog *')]"
+                ".filter(e => e.getBoundingClientRect().right > innerWidth + 0.5).length"
+            )
+            assert overflow == 0, f"{name}: something sticks out of the dialog"
             await tab.page.keyboard.press("Escape")
             await tab.result()
             assert tab.csp_violations() == []

@@ -476,9 +476,10 @@
     for (const { field, input } of inputs) {
       const value = input.value.trim();
       let message = null;
-      if (!value && field.required) message = "Enter your " + field.label.toLowerCase() + ".";
+      // Labels are used as written: they hold product names and acronyms ("API token").
+      if (!value && field.required) message = field.label + " is required.";
       else if (value && !matches(field.pattern, value)) {
-        message = "This doesn't look like a valid " + field.label.toLowerCase() + (field.placeholder ? ". It should look like " + field.placeholder : ".");
+        message = field.label + " doesn't look right." + (field.placeholder ? " It should look like " + field.placeholder : "");
       }
       setFieldError(input, message);
       if (message && !first) first = input;
