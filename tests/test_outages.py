@@ -56,8 +56,17 @@ async def test_every_route_answers_503_while_the_database_is_away(
                     continue
                 assert_problem(response, 503, "database_unavailable")
                 assert response.headers["retry-after"] == "5"
+            # The SDK's CORS rule reads the environments' origins: a 503 too, never a 500.
+            origin = {"origin": "https://app.example.com"}
+            preflight = await client.options(
+                "/sdk/me", headers={**origin, "access-control-request-method": "GET"}
+            )
+            assert_problem(preflight, 503, "database_unavailable")
+            sdk = await client.get("/sdk/me", headers={**origin, **bearer("a.b.c")})
+            assert sdk.status_code in (401, 503), sdk.text
             # What needs no database still works.
             assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/sdk/embedded.js")).status_code == 200
 
 
 class TestWhatCountsAsAnOutage:

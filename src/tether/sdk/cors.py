@@ -17,7 +17,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tether.errors import problem
+from tether.errors import is_database_outage, problem
 from tether.sdk.auth import ORIGIN_DECISION
 from tether.sdk.service import OriginNotAllowed, allowed_anywhere
 
@@ -67,7 +67,14 @@ class SdkCorsMiddleware:
         decision = scope.get("state", {}).get(ORIGIN_DECISION)
         if decision is not None:
             return bool(decision)
-        return await self._allowed_anywhere(origin)
+        try:
+            return await self._allowed_anywhere(origin)
+        except Exception as exc:
+            # Asked while the answer is already being sent: with the database away, that
+            # answer (a 503 or a 401) goes out without CORS headers rather than becoming a 500.
+            if is_database_outage(exc):
+                return False
+            raise
 
     async def _allowed_anywhere(self, origin: str) -> bool:
         async with self.readonly.connect() as connection:
