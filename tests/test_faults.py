@@ -20,7 +20,7 @@ import pytest
 
 from tests import pgcluster
 from tests.conftest import Account
-from tests.support import bearer, free_port, run_cli, run_server
+from tests.support import bearer, clear_of_window_edge, free_port, run_cli, run_server
 
 pytestmark = pytest.mark.slow
 
@@ -149,7 +149,8 @@ async def test_postgresql_restarts_under_a_stream_of_creates(
 
     outcomes = stream.statuses()
     assert 500 not in outcomes, log
-    assert outcomes <= {200, 503, "ConnectError", "ReadError", "RemoteProtocolError"}, outcomes
+    # Anything but a 200 is a 503 or a connection error (the name of httpx's TransportError).
+    assert all(o in (200, 503) or isinstance(o, str) for o in outcomes), outcomes
     assert 503 in outcomes  # the outage was seen
     missing = stream.acknowledged() - stored
     assert not missing, f"acknowledged but not stored: {sorted(missing)[:5]}"
@@ -210,6 +211,7 @@ async def test_two_servers_share_one_budget_through_redis(
         run_server(env, tmp_path, name="redis-b") as b,
     ):
         statuses = []
+        await clear_of_window_edge()
         async with httpx.AsyncClient() as client:
             for n in range(20):  # alternately, so that each server sees 10
                 server = (a, b)[n % 2]
@@ -228,6 +230,7 @@ async def test_without_redis_each_server_limits_for_itself(
 ) -> None:
     env = redis_env(server_env, f"redis://127.0.0.1:{free_port()}/0", "tether-test-down")
     with run_server(env, tmp_path, name="redis-down") as server:
+        await clear_of_window_edge()
         async with httpx.AsyncClient(base_url=server.url) as client:
             statuses = [
                 (await client.get("/users", headers=bearer(account.dev.secret_key))).status_code

@@ -7,7 +7,14 @@ import httpx
 import pytest
 
 from tests.conftest import Account, AppFactory, make_account
-from tests.support import assert_problem, bearer, client_for, mutate, recorded_statements
+from tests.support import (
+    assert_problem,
+    bearer,
+    clear_of_window_edge,
+    client_for,
+    mutate,
+    recorded_statements,
+)
 from tether.security import passwords
 
 RATE_HEADERS = ("retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
@@ -26,6 +33,7 @@ class TestPerKey:
     async def test_an_environment_sets_its_own_budget(
         self, client: httpx.AsyncClient, account: Account
     ) -> None:
+        await clear_of_window_edge()
         response = await client.patch(
             "/admin/environments/development", json={"rateLimitPerMinute": 3}, headers=account.admin
         )
@@ -47,6 +55,7 @@ class TestPerKey:
     async def test_null_returns_to_the_servers_default(
         self, client: httpx.AsyncClient, account: Account
     ) -> None:
+        await clear_of_window_edge()
         path = "/admin/environments/production"
         await client.patch(path, json={"rateLimitPerMinute": 1}, headers=account.admin)
         key = bearer(account.prod.secret_key)
@@ -65,6 +74,7 @@ class TestPerKey:
     async def test_bad_values_are_422(
         self, client: httpx.AsyncClient, account: Account, value: object
     ) -> None:
+        await clear_of_window_edge()
         response = await client.patch(
             "/admin/environments/development",
             json={"rateLimitPerMinute": value},
@@ -73,6 +83,7 @@ class TestPerKey:
         assert_problem(response, 422, "validation_error")
 
     async def test_the_token_route_counts_too(self, limited_app: AppFactory) -> None:
+        await clear_of_window_edge()
         async with limited_app(rate_limit_per_minute=2) as app, client_for(app) as client:
             account = await make_account(client, app)
             user = await client.post(
@@ -84,6 +95,7 @@ class TestPerKey:
             assert_rate_limited(await client.get("/user/rl-user/token", headers=key), 2)
 
     async def test_zero_turns_the_default_off(self, limited_app: AppFactory) -> None:
+        await clear_of_window_edge()
         async with limited_app(rate_limit_per_minute=0) as app, client_for(app) as client:
             account = await make_account(client, app)
             for _ in range(20):
@@ -96,6 +108,7 @@ class TestRefusedCredentials:
     async def test_an_address_over_its_budget_is_refused_before_any_lookup(
         self, limited_app: AppFactory
     ) -> None:
+        await clear_of_window_edge()
         async with limited_app(rate_limit_auth_failures="3/minute") as app:
             async with client_for(app) as client:
                 account = await make_account(client, app)
@@ -119,6 +132,7 @@ class TestRefusedCredentials:
                 assert (await attacker.get("/healthz")).status_code == 200
 
     async def test_refused_tenant_tokens_count(self, limited_app: AppFactory) -> None:
+        await clear_of_window_edge()
         async with limited_app(rate_limit_auth_failures="2/minute") as app:
             async with client_for(app) as client:
                 account = await make_account(client, app)
@@ -136,6 +150,7 @@ class TestRefusedCredentials:
                 assert_rate_limited(response, 2)
 
     async def test_a_trusted_proxy_names_the_client(self, limited_app: AppFactory) -> None:
+        await clear_of_window_edge()
         async with limited_app(
             rate_limit_auth_failures="1/minute", trusted_proxies=["10.0.0.0/8"]
         ) as app:
@@ -160,6 +175,7 @@ class TestLoginAttempts:
     async def test_attempts_are_counted_before_the_password_hash(
         self, limited_app: AppFactory, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        await clear_of_window_edge()
         verified = 0
         real_verify = passwords.verify_password
 
