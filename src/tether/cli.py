@@ -130,7 +130,7 @@ def serve(
         _bootstrap(settings, host, port)
     from tether.ops.logs import logging_config
 
-    with _metrics_directory():
+    with _metrics_directory(workers):
         uvicorn.run(
             "tether.main:create_app",
             factory=True,
@@ -160,11 +160,13 @@ def serve(
 
 
 @contextlib.contextmanager
-def _metrics_directory() -> Iterator[None]:
-    """A fresh PROMETHEUS_MULTIPROC_DIR for this server's workers, removed when it stops, so
-    that /metrics sums every worker's samples and never a previous run's. It is set before
-    any worker imports prometheus_client; an operator's own directory is used as it is."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def _metrics_directory(workers: int) -> Iterator[None]:
+    """With several workers, a fresh PROMETHEUS_MULTIPROC_DIR for them, removed when the
+    supervisor stops, so that /metrics sums every worker's samples and never a previous run's.
+    It is set before any worker imports prometheus_client; an operator's own directory is used
+    as it is. One worker keeps its samples in memory: it needs no directory, and it ends by
+    re-raising the signal that stopped it, which would skip this cleanup."""
+    if workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         yield
         return
     path = tempfile.mkdtemp(prefix="tether-metrics-")

@@ -194,6 +194,7 @@ class TestDockerfile:
             # A scratch database, as a new container on a new volume would have.
             "TETHER_DATABASE_URL": f"sqlite:///{tmp_path / 'image.db'}",
             "TETHER_PORT": str(port),
+            "TMPDIR": str(tmp_path),
         }
         log = tmp_path / "cmd.log"
         with log.open("wb") as out:
@@ -227,6 +228,8 @@ class TestDockerfile:
         # uvicorn ends by the signal it handled (one worker), or 0 (a supervisor of several).
         assert code in (0, -signal.SIGTERM), log.read_text()
         assert "Application shutdown complete" in log.read_text()
+        # One worker keeps its metrics in memory: nothing is left behind in TMPDIR.
+        assert list(tmp_path.glob("tether-metrics-*")) == []
         # Stopped, the health check fails.
         assert subprocess.run(probe, env=env, capture_output=True, check=False).returncode != 0
 

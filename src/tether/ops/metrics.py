@@ -1,13 +1,14 @@
 """Prometheus metrics: requests and their latency by route template and status, and the
 database pool of each process.
 
-Under `tether serve` every worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR
-(prometheus-client's multiprocess mode; `tether serve` makes a fresh directory and sets the
-variable before any worker imports prometheus_client), and a scrape, whichever worker answers
-it, merges the files of every worker: counters and histograms are summed, and the pool gauges
-are listed per process (a `pid` label), since a pool is sized per process. A worker that stops
-removes its gauges; one that died is noticed at the next scrape. Without the variable (tests,
-an app served some other way) the process's own samples are served."""
+Under `tether serve --workers N` (N > 1) every worker writes its samples to files in
+PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode; `tether serve` makes a fresh
+directory and sets the variable before any worker imports prometheus_client), and a scrape,
+whichever worker answers it, merges the files of every worker: counters and histograms are
+summed, and the pool gauges are listed per process (a `pid` label), since a pool is sized per
+process. A worker that stops removes its gauges; one that died is noticed at the next scrape.
+Without the variable (one worker, tests, an app served some other way) the process's own
+samples are served."""
 
 from __future__ import annotations
 
