@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import jsonschema_rs
 import pytest
 import yaml
 
 from tests.support import ROOT, free_port, run_server
 
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.scale.yml")
+COMPOSE_SCHEMA = Path(__file__).parent / "compose_spec" / "compose_spec.json"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -86,6 +88,22 @@ class TestComposeFiles:
         )
         assert result.returncode != 0
         assert "TETHER_ENCRYPTION_KEYS" in result.stderr
+
+    @pytest.mark.parametrize("name", COMPOSE_FILES)
+    def test_it_follows_the_compose_specification_schema(self, name: str) -> None:
+        """Runs everywhere, with or without a Compose client."""
+        validator = jsonschema_rs.validator_for(json.loads(COMPOSE_SCHEMA.read_text()))
+        spec = yaml.safe_load((ROOT / name).read_text())
+        errors = [
+            f"{error.instance_path}: {error.message}" for error in validator.iter_errors(spec)
+        ]
+        assert errors == []
+
+    def test_the_schema_catches_a_misspelt_key(self) -> None:
+        validator = jsonschema_rs.validator_for(json.loads(COMPOSE_SCHEMA.read_text()))
+        spec = yaml.safe_load((ROOT / "docker-compose.scale.yml").read_text())
+        spec["services"]["tether"]["replica"] = 2
+        assert not validator.is_valid(spec)
 
     def test_the_scaled_shape(self) -> None:
         spec = yaml.safe_load((ROOT / "docker-compose.scale.yml").read_text())
