@@ -196,6 +196,11 @@ class TestConfiguration:
         assert config["formatters"]["tether"]["kind"] == "json"
         assert config["loggers"]["uvicorn.access"]["propagate"] is False
         assert config["loggers"]["httpx"]["level"] == "WARNING"
+        assert config["loggers"]["sqlalchemy"]["level"] == "WARNING"
+        # Debug is Tether's own: libraries stay at info, where none quotes a parameter.
+        debug = logging_config(Settings(_env_file=None, log_level="debug"))  # type: ignore[call-arg]
+        assert debug["loggers"]["tether"]["level"] == "DEBUG"
+        assert debug["root"]["level"] == "INFO"
         assert isinstance(make_formatter("json"), JsonFormatter)
         assert isinstance(make_formatter("text"), TextFormatter)
         # What uvicorn does with it in every worker, here on a copy of the logging state.

@@ -38,6 +38,9 @@ def resolve_format(setting: str, stream: TextIO | None = None) -> str:
 def logging_config(settings: Settings) -> dict[str, Any]:
     """A `logging.config.dictConfig` dictionary; uvicorn applies it in every worker."""
     level = settings.log_level.upper()
+    # `debug` is Tether's and uvicorn's: libraries' debug lines can quote SQL parameters
+    # (aiosqlite) or form fields (python-multipart).
+    libraries = "INFO" if level == "DEBUG" else level
     quiet = {"level": "WARNING", "handlers": [], "propagate": True}
     return {
         "version": 1,
@@ -55,8 +58,9 @@ def logging_config(settings: Settings) -> dict[str, Any]:
                 "stream": "ext://sys.stderr",
             }
         },
-        "root": {"level": level, "handlers": ["stderr"]},
+        "root": {"level": libraries, "handlers": ["stderr"]},
         "loggers": {
+            "tether": {"level": level, "handlers": [], "propagate": True},
             "uvicorn": {"level": level, "handlers": [], "propagate": True},
             "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
             # Off: `tether serve` passes access_log=False, and tether.request replaces it.
@@ -64,6 +68,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             # httpx logs every URL it requests at INFO; a provider's URL is not ours to log.
             "httpx": quiet,
             "httpcore": quiet,
+            # SQLAlchemy's statement log carries parameters (digests, ciphertexts): never on.
+            "sqlalchemy": quiet,
             "alembic.runtime.plugins": quiet,  # a line per plugin per worker at startup
         },
     }
