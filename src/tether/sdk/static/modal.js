@@ -821,6 +821,7 @@
 
   el.close.addEventListener("click", finish);
   el.back.addEventListener("click", () => {
+    if (state.oauth) state.oauth.popup.close(); // leaving the app abandons its sign-in
     stopOAuth();
     showList(null);
   });
