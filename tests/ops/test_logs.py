@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import logging.config
+import os
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -20,6 +22,7 @@ from tether.config import Settings
 from tether.ops.logs import (
     REQUEST_LOGGER,
     JsonFormatter,
+    RequestLog,
     TextFormatter,
     bind_request_id,
     logging_config,
@@ -176,6 +179,27 @@ class TestFormatters:
         assert "request_id=rid-2" in line
         assert "environment_id=env_1" in line
         assert "account_id" not in line
+
+
+class TestRequestLog:
+    def test_records_from_the_template_are_whole_and_timed_now(
+        self, lines: list[logging.LogRecord]
+    ) -> None:
+        log = RequestLog()
+        before = time.time()
+        log.write({"route": "/a", "request_id": "one"})
+        log.write({"route": "/b", "request_id": "two"})
+        first, second = lines
+        assert (first.fields, second.fields) == (  # type: ignore[attr-defined]
+            {"route": "/a", "request_id": "one"},
+            {"route": "/b", "request_id": "two"},
+        )
+        assert before <= first.created <= second.created <= time.time()
+        assert first.name == REQUEST_LOGGER
+        assert first.levelno == logging.INFO
+        assert first.getMessage() == "request"
+        assert first.process == os.getpid()
+        assert json.loads(JsonFormatter().format(second))["route"] == "/b"
 
 
 class TestConfiguration:

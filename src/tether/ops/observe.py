@@ -7,14 +7,13 @@ layer in the request's state: no query is made for them."""
 
 from __future__ import annotations
 
-import logging
 from time import perf_counter
 from typing import Any
 
 from starlette.types import Scope
 
 from tether.audit.service import current_actor
-from tether.ops.logs import REQUEST_LOGGER
+from tether.ops.logs import RequestLog
 from tether.ops.metrics import METHODS, UNMATCHED, RequestMetrics
 
 
@@ -27,7 +26,7 @@ def route_template(scope: Scope) -> str:
 class RequestObserver:
     def __init__(self) -> None:
         self.metrics = RequestMetrics()
-        self.log = logging.getLogger(REQUEST_LOGGER)
+        self.log = RequestLog()
 
     def __call__(self, scope: Scope, status: int, started: float) -> None:
         seconds = perf_counter() - started
@@ -36,10 +35,8 @@ class RequestObserver:
             method = "OTHER"
         route = route_template(scope)
         self.metrics.observe(method, route, status, seconds)
-        if self.log.isEnabledFor(logging.INFO):
-            self.log.info(
-                "request", extra={"fields": self.fields(scope, method, route, status, seconds)}
-            )
+        if self.log.enabled():
+            self.log.write(self.fields(scope, method, route, status, seconds))
 
     @staticmethod
     def fields(
