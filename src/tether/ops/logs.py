@@ -121,6 +121,8 @@ class RequestLog:
                 REQUEST_LOGGER, logging.INFO, __file__, 0, "request", (), None
             )
             template = self._template = dict(made.__dict__)
+            if "taskName" in template:  # Python 3.12+: the task of the first request only
+                template["taskName"] = None
         record = logging.LogRecord.__new__(logging.LogRecord)
         record.__dict__.update(template)
         record.created = now
