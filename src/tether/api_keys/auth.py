@@ -118,11 +118,12 @@ async def require_secret_key_and_user(
     credential = presented(bearer, api_key)
     parsed = parse_api_key(credential)
     if parsed is None or parsed.type != "secret":
-        # Not a secret key: find out what it is, for the right 401 or 403.
+        # Not a secret key: find out what it is, for the right 401 or 403 (this raises).
         await require_secret_key(request, bearer, api_key)
+        raise InsufficientScope("This route needs a secret API key.")
     await request.app.state.rate_limits.before_credentials(request.scope)
     async with request.app.state.readonly.connect() as connection:
-        key_and_user = await authenticate_for_user(connection, credential, user_id)
+        key_and_user = await authenticate_for_user(connection, parsed, credential, user_id)
     note_actor(request, key_and_user.principal)
     await accepted(request, key_and_user.principal)
     return key_and_user

@@ -55,19 +55,7 @@ async def list_integrations(
             raise TenantTokenRequired()
         user_id = (await get_user(session, key.environment_id, user_ref)).id
     states = await service.integration_states(session, key.environment_id, user_id)
-    return IntegrationStateList(
-        data=[
-            IntegrationStateOut(
-                integration_id=state.integration.id,
-                app=state.integration.app,
-                name=state.integration.name,
-                auth_type=state.app.auth_type,
-                installed=state.installation_id is not None,
-                installation_id=state.installation_id,
-            )
-            for state in states
-        ]
-    )
+    return IntegrationStateList(data=[IntegrationStateOut.of(state) for state in states])
 
 
 @router.get("/installations", responses=error_responses(401, 403, 404, 422))

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import Field
 
 from tether.catalog.apps import FieldOut
 from tether.schemas import Body, Model
+
+if TYPE_CHECKING:
+    from tether.installations.service import IntegrationState
 
 AuthType = Literal["oauth2", "api_key", "basic"]
 CredentialData = dict[str, str]
@@ -19,6 +22,18 @@ class IntegrationStateOut(Model):
     auth_type: AuthType
     installed: bool
     installation_id: str | None
+
+    @classmethod
+    def of(cls, state: IntegrationState, **extra: Any) -> Self:
+        return cls(
+            integration_id=state.integration.id,
+            app=state.integration.app,
+            name=state.integration.name,
+            auth_type=state.app.auth_type,
+            installed=state.installation_id is not None,
+            installation_id=state.installation_id,
+            **extra,
+        )
 
 
 class IntegrationStateList(Model):

@@ -53,14 +53,15 @@ async def integrations(user: UserTokenAuth, session: SessionDep) -> SdkIntegrati
     states = await installations.integration_states(session, user.environment_id, user.id)
     return SdkIntegrationList(
         data=[
-            SdkIntegrationOut(
-                integration_id=state.integration.id,
-                app=state.integration.app,
-                name=state.integration.name,
-                auth_type=state.app.auth_type,
-                installed=state.installation_id is not None,
-                installation_id=state.installation_id,
-                status="error" if state.status == "error" else state.status and "active",
+            SdkIntegrationOut.of(
+                state,
+                status=(
+                    None
+                    if state.status is None
+                    else "error"
+                    if state.status == "error"
+                    else "active"
+                ),
                 fields=[FieldOut.model_validate(field) for field in state.app.fields],
             )
             for state in states
