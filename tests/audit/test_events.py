@@ -122,6 +122,26 @@ class TestRecorded:
         ]
         assert secret not in json.dumps(await events(client, account, limit=200))
 
+    async def test_deleting_a_credential_records_its_installation(
+        self, client: httpx.AsyncClient, account: Account
+    ) -> None:
+        stripe = await create_integration(client, account.admin, {"app": "stripe"})
+        user = await create_user(client, account.dev.secret_key, "credential-owner")
+        installed = await install(
+            client, account.dev.secret_key, "credential-owner", stripe["integrationId"],
+            {"apiKey": stripe_key()},
+        )  # fmt: skip
+        deleted = await client.delete(
+            f"/users/credential-owner/credentials/{installed['credentialId']}",
+            headers=bearer(account.dev.secret_key),
+        )
+        assert deleted.status_code == 200
+        event = await last(client, account, "installation.deleted")
+        assert event["targetId"] == installed["installationId"]
+        assert event["details"] == {
+            "userId": user["userId"], "integrationId": stripe["integrationId"]
+        }  # fmt: skip
+
     async def test_admin_login(self, client: httpx.AsyncClient, account: Account) -> None:
         response = await client.post(
             "/admin/login", json={"email": account.email, "password": account.password}

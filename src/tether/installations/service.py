@@ -155,9 +155,15 @@ async def install(
     return installation, credential
 
 
-async def _recorded(session: AsyncSession, action: str, installation: Installation) -> None:
+async def _recorded(
+    session: AsyncSession, action: str, installation: Installation | Credential
+) -> None:
+    """An installation event; a credential names its installation and owner as well."""
+    installation_id = (
+        installation.installation_id if isinstance(installation, Credential) else installation.id
+    )
     await record(
-        session, action, target_type="installation", target_id=installation.id,
+        session, action, target_type="installation", target_id=installation_id,
         environment_id=installation.environment_id,
         details={"userId": installation.user_id, "integrationId": installation.integration_id},
     )  # fmt: skip
@@ -305,6 +311,5 @@ async def delete_credential(
 ) -> None:
     """A credential is its installation's: deleting it uninstalls the integration."""
     credential = await get_credential(session, environment_id, user_id, credential_id)
-    installation = await get_installation(session, environment_id, credential.installation_id)
-    await _recorded(session, "installation.deleted", installation)
-    await session.execute(delete(Installation).where(Installation.id == installation.id))
+    await _recorded(session, "installation.deleted", credential)
+    await session.execute(delete(Installation).where(Installation.id == credential.installation_id))
