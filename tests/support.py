@@ -11,16 +11,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tether.db.prepared import PreparedRead
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -163,7 +166,8 @@ async def assert_admin_only(
 
 @contextlib.contextmanager
 def recorded_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
-    """Every SQL statement, with its parameters, that `engine` sends while the block runs."""
+    """Every SQL statement, with its parameters, that `engine` sends while the block runs:
+    through SQLAlchemy, or straight through the driver as a PreparedRead does on PostgreSQL."""
     statements: list[tuple[str, Any]] = []
 
     def record(
@@ -171,9 +175,19 @@ def recorded_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
     ) -> None:
         statements.append((statement, parameters))
 
+    first = PreparedRead.first
+
+    async def recorded_first(
+        self: PreparedRead, connection: AsyncConnection, params: Mapping[str, Any]
+    ) -> Any:
+        if connection.dialect.driver == "asyncpg":  # else SQLAlchemy's event sees it
+            statements.append((str(self.statement), dict(params)))
+        return await first(self, connection, params)
+
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        yield statements
+        with patch.object(PreparedRead, "first", recorded_first):
+            yield statements
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
 

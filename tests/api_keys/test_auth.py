@@ -152,15 +152,15 @@ class TestAuthenticateKey:
         self,
         client: httpx.AsyncClient,
         account: Account,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        app: FastAPI,
     ) -> None:
         secret = await find_key(client, account.admin, "production", account.prod.secret_key)
         publishable = await find_key(
             client, account.admin, "development", account.dev.publishable_key
         )
-        async with sessionmaker() as session:
-            by_secret = await authenticate_key(session, account.prod.secret_key)
-            by_publishable = await authenticate_key(session, account.dev.publishable_key)
+        async with app.state.readonly.connect() as connection:
+            by_secret = await authenticate_key(connection, account.prod.secret_key)
+            by_publishable = await authenticate_key(connection, account.dev.publishable_key)
         assert by_secret.key_id == secret["id"]
         assert by_secret.key_type == "secret"
         assert by_secret.environment_id == account.prod.id
@@ -172,6 +172,7 @@ class TestAuthenticateKey:
 
     async def test_raises_the_reason_for_a_refusal(
         self,
+        app: FastAPI,
         client: httpx.AsyncClient,
         account: Account,
         sessionmaker: async_sessionmaker[AsyncSession],
@@ -182,20 +183,17 @@ class TestAuthenticateKey:
             client, account.admin, expiresAt=(utcnow() + timedelta(days=1)).isoformat()
         )
         await set_key_times(sessionmaker, expired["id"], expires_at=utcnow())
-        async with sessionmaker() as session:
+        async with app.state.readonly.connect() as connection:
             with pytest.raises(ApiKeyRevoked):
-                await authenticate_key(session, revoked["key"])
+                await authenticate_key(connection, revoked["key"])
             # An expiry that is exactly now has passed.
             with pytest.raises(ApiKeyExpired):
-                await authenticate_key(session, expired["key"])
+                await authenticate_key(connection, expired["key"])
             with pytest.raises(InvalidApiKey):
-                await authenticate_key(session, generate_api_key("secret", "dev"))
+                await authenticate_key(connection, generate_api_key("secret", "dev"))
 
     async def test_a_bad_checksum_is_refused_before_any_query(
-        self,
-        app: FastAPI,
-        account: Account,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        self, app: FastAPI, account: Account
     ) -> None:
         await app.state.key_usage.drain()  # no background write may run while we count
         key = account.dev.secret_key
@@ -207,15 +205,15 @@ class TestAuthenticateKey:
         ]
         with recorded_statements(app.state.engine) as statements:
             for candidate in mutated:
-                async with sessionmaker() as session:
+                async with app.state.readonly.connect() as connection:
                     with pytest.raises(InvalidApiKey):
-                        await authenticate_key(session, candidate)
+                        await authenticate_key(connection, candidate)
         assert statements == []
 
         # The counter does see the query a well-formed key costs.
         with recorded_statements(app.state.engine) as statements:
-            async with sessionmaker() as session:
-                await authenticate_key(session, key)
+            async with app.state.readonly.connect() as connection:
+                await authenticate_key(connection, key)
         assert any("api_keys" in statement for statement, _ in statements)
 
 

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tether.accounts.models import Environment
 from tether.api_keys.models import ApiKey
 from tether.audit.service import record
 from tether.db.base import utcnow
-from tether.db.engine import AnyRow, AnySelect, Executor
+from tether.db.engine import AnySelect
+from tether.db.prepared import PreparedRead, Record
 from tether.errors import ApiKeyExpired, ApiKeyRevoked, Conflict, InvalidApiKey, NotFound
 from tether.security.keys import (
     KeyType,
@@ -169,28 +170,32 @@ def parse_presented(presented: str) -> tuple[ParsedKey, dict[str, str]]:
     return parsed, {"digest": digest(presented)}
 
 
-def principal_of(parsed: ParsedKey, row: AnyRow | None) -> KeyPrincipal:
+def principal_of(parsed: ParsedKey, row: Record | None) -> KeyPrincipal:
     """Who the key is, or why it is refused. No cache: a revoked key fails on its very next
     request on every process."""
-    if row is None or row.key_type != parsed.type:
+    if row is None or row["key_type"] != parsed.type:
         raise InvalidApiKey()
-    if row.key_revoked_at is not None:
+    if row["key_revoked_at"] is not None:
         raise ApiKeyRevoked()
-    if row.key_expires_at is not None and row.key_expires_at <= utcnow():
+    expires_at = row["key_expires_at"]
+    if expires_at is not None and expires_at <= utcnow():
         raise ApiKeyExpired()
     return KeyPrincipal(
-        key_id=row.key_id,
+        key_id=row["key_id"],
         key_type=parsed.type,
-        environment_id=row.environment_id,
-        account_id=row.account_id,
-        last_used_at=row.key_last_used_at,
-        rate_limit_per_minute=row.rate_limit_per_minute,
+        environment_id=row["environment_id"],
+        account_id=row["account_id"],
+        last_used_at=row["key_last_used_at"],
+        rate_limit_per_minute=row["rate_limit_per_minute"],
     )
 
 
-async def authenticate_key(db: Executor, presented: str) -> KeyPrincipal:
+_KEY = PreparedRead(KEY_QUERY)
+
+
+async def authenticate_key(db: AsyncConnection, presented: str) -> KeyPrincipal:
     parsed, params = parse_presented(presented)
-    return principal_of(parsed, (await db.execute(KEY_QUERY, params)).one_or_none())
+    return principal_of(parsed, await _KEY.first(db, params))
 
 
 async def key_environment(session: AsyncSession, key_id: str) -> Environment:

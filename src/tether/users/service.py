@@ -9,15 +9,16 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from tether.accounts.models import Environment
 from tether.api_keys.models import ApiKey
 from tether.api_keys.service import KEY_QUERY, KeyPrincipal, principal_of
 from tether.audit.service import record
-from tether.db.engine import AnyRow, AnySelect, Executor
+from tether.db.engine import Executor
 from tether.db.pagination import paginate
+from tether.db.prepared import PreparedRead
 from tether.errors import InsufficientScope, NotFound, UsernameTaken
 from tether.security.keys import ParsedKey, digest
 from tether.users.models import TokenKey, User
@@ -132,13 +133,27 @@ class UserRow:
 _USER_COLUMNS = (User.id, User.environment_id, User.username, User.full_name, User.created_at)
 
 
-def _user_row(row: AnyRow) -> UserRow:
-    return UserRow(row.id, row.environment_id, row.username, row.full_name, row.created_at)
+def _find_user(column: InstrumentedAttribute[str]) -> PreparedRead:
+    return PreparedRead(
+        select(*_USER_COLUMNS).where(
+            User.environment_id == bindparam("environment_id"), column == bindparam("ref")
+        )
+    )
 
 
-async def find_user(db: Executor, environment_id: str, ref: str) -> UserRow | None:
-    row = (await db.execute(select(*_USER_COLUMNS).where(_by_ref(environment_id, ref)))).first()
-    return None if row is None else _user_row(row)
+# Built once; :ref is a userId or, as the other query, a username.
+_FIND_USER_BY_ID = _find_user(User.id)
+_FIND_USER_BY_USERNAME = _find_user(User.username)
+
+
+async def find_user(db: AsyncConnection, environment_id: str, ref: str) -> UserRow | None:
+    query = _FIND_USER_BY_ID if _USER_ID.fullmatch(ref) else _FIND_USER_BY_USERNAME
+    row = await query.first(db, {"environment_id": environment_id, "ref": ref})
+    if row is None:
+        return None
+    return UserRow(
+        row["id"], row["environment_id"], row["username"], row["full_name"], row["created_at"]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,31 +165,31 @@ class KeyAndUser:
 
 
 async def authenticate_for_user(
-    db: Executor, parsed: ParsedKey, presented: str, ref: str
+    db: AsyncConnection, parsed: ParsedKey, presented: str, ref: str
 ) -> KeyAndUser:
     """Check a secret key (`parsed` is `presented`, already parsed) and read the user it
     names, the environment's token lifetime and its active signing key id, in one round trip:
     the hot path of the token route."""
     query = _KEY_AND_USER_BY_ID if _USER_ID.fullmatch(ref) else _KEY_AND_USER_BY_USERNAME
-    row = (await db.execute(query, {"digest": digest(presented), "ref": ref})).first()
+    row = await query.first(db, {"digest": digest(presented), "ref": ref})
     principal = principal_of(parsed, row)
     if principal.key_type != "secret":
         raise InsufficientScope("This route needs a secret API key.")
     assert row is not None
     user = None
-    if row.user_id is not None:
+    if row["user_id"] is not None:
         user = UserRow(
-            row.user_id,
-            row.user_environment_id,
-            row.user_username,
-            row.user_full_name,
-            row.user_created_at,
+            row["user_id"],
+            row["user_environment_id"],
+            row["user_username"],
+            row["user_full_name"],
+            row["user_created_at"],
         )
-    return KeyAndUser(principal, user, row.user_token_ttl_seconds, row.active_kid)
+    return KeyAndUser(principal, user, row["user_token_ttl_seconds"], row["active_kid"])
 
 
-def _key_and_user(column: InstrumentedAttribute[str]) -> AnySelect:
-    return (
+def _key_and_user(column: InstrumentedAttribute[str]) -> PreparedRead:
+    return PreparedRead(
         KEY_QUERY.add_columns(
             *(c.label(f"user_{c.key}") for c in _USER_COLUMNS),
             Environment.user_token_ttl_seconds,
