@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,7 +22,8 @@ from jwt.algorithms import ECAlgorithm
 from tests.conftest import Account
 from tests.support import bearer
 from tests.users.test_routes import create_user
-from tether.users.tokens import rotate_token_key
+from tether.users import tokens
+from tether.users.tokens import TokenService, rotate_token_key
 
 
 async def mint(client: httpx.AsyncClient, key: str, user: str) -> dict[str, str]:
@@ -321,6 +323,59 @@ class TestForgedTokens:
 
     async def test_garbage(self, client: httpx.AsyncClient) -> None:
         await self.assert_refused(client, "not.a.jwt")
+
+
+class TestVerifiedTokens:
+    """A token that verified once is remembered by its exact text, and only that way."""
+
+    @pytest.mark.parametrize("after", [timedelta(0), timedelta(hours=1)])
+    async def test_a_remembered_token_still_expires(
+        self,
+        client: httpx.AsyncClient,
+        account: Account,
+        monkeypatch: pytest.MonkeyPatch,
+        after: timedelta,
+    ) -> None:
+        await create_user(client, account.dev.secret_key, "remembered")
+        minted = await mint(client, account.dev.secret_key, "remembered")
+        assert (await client.get("/sdk/me", headers=bearer(minted["token"]))).status_code == 200
+        # At the instant of exp (which has passed, as PyJWT has it), or later.
+        moment = datetime.fromisoformat(minted["expiresAt"]) + after
+        monkeypatch.setattr(tokens, "utcnow", lambda: moment)
+        response = await client.get("/sdk/me", headers=bearer(minted["token"]))
+        assert response.status_code == 401
+        assert response.json()["code"] == "token_expired"
+
+    async def test_only_the_exact_text_is_remembered(
+        self, client: httpx.AsyncClient, account: Account
+    ) -> None:
+        await create_user(client, account.dev.secret_key, "exact")
+        token = (await mint(client, account.dev.secret_key, "exact"))["token"]
+        assert (await client.get("/sdk/me", headers=bearer(token))).status_code == 200
+        head, payload, signature = token.split(".")
+        changed = "A" if signature[0] != "A" else "B"
+        for variant in (f"{head}.{payload}.{changed}{signature[1:]}", f"{head}.{payload}."):
+            response = await client.get("/sdk/me", headers=bearer(variant))
+            assert response.status_code == 401
+            assert response.json()["code"] == "invalid_token"
+
+    async def test_the_memory_is_bounded(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        account: Account,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setattr(tokens, "VERIFIED_CACHE_SIZE", 2)
+        await create_user(client, account.dev.secret_key, "bounded")
+        service: TokenService = app.state.tokens
+        minted = [(await mint(client, account.dev.secret_key, "bounded"))["token"] for _ in "abc"]
+        for token in minted:
+            assert (await client.get("/sdk/me", headers=bearer(token))).status_code == 200
+        assert len(service._verified) == 2
+        assert minted[0] not in service._verified  # the oldest went first
+        # Forgotten is not refused: it verifies again.
+        assert (await client.get("/sdk/me", headers=bearer(minted[0]))).status_code == 200
 
 
 class TestRotation:

@@ -31,6 +31,8 @@ TOKEN_TYPE = "sdk+jwt"  # noqa: S105 (the JWT typ, not a secret)
 AUDIENCE = "tether:sdk"
 # The longest a user token can live: a retired key stays published (and verifies) this long.
 MAX_TTL = timedelta(seconds=86400)
+# How many verified tokens a process remembers (a few MB).
+VERIFIED_CACHE_SIZE = 10_000
 
 
 def _aad(key_id: str) -> str:
@@ -126,6 +128,7 @@ class TokenService:
         self._readonly = readonly
         self._signing: dict[str, SigningKey] = {}
         self._verifying: dict[str, VerifyingKey] = {}
+        self._verified: dict[str, UserClaims] = {}
 
     async def signing_key(self, environment_id: str, active_kid: str | None) -> SigningKey:
         """The environment's active key; `active_kid` is what the database says is active.
@@ -215,7 +218,26 @@ class TokenService:
         return key
 
     async def verify(self, db: Executor, token: str) -> UserClaims:
-        """The claims of a valid user token, or InvalidToken / TokenExpired. No clock leeway."""
+        """The claims of a valid user token, or InvalidToken / TokenExpired. No clock leeway.
+
+        A token that verified once is remembered, by its exact text, until it expires: the
+        browser SDK sends the same token on every call of a page view, and the signature check
+        is most of such a call's cost. Nothing else can change the answer: the token's bytes
+        are signed, and its key stays published until every token it signed has expired. Only
+        the expiry is checked again; the user is still read on every request."""
+        claims = self._verified.get(token)
+        if claims is not None:
+            if claims.expires_at <= utcnow():
+                del self._verified[token]
+                raise TokenExpired()
+            return claims
+        claims = await self._verify(db, token)
+        while len(self._verified) >= VERIFIED_CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]  # the oldest entry
+        self._verified[token] = claims
+        return claims
+
+    async def _verify(self, db: Executor, token: str) -> UserClaims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
