@@ -80,6 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Served by install_docs, under a Content-Security-Policy.
         docs_url=None,
         redoc_url=None,
+        # Metrics and logs are Tether's own (/metrics, one JSON line per request). FastAPI's
+        # OpenTelemetry hooks would look up three global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.engine = engine
