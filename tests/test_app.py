@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.conftest import Account
 from tests.support import bearer
+from tether.main import GC_YOUNG_THRESHOLD
 
 
 class TestProblemDocuments:
@@ -197,3 +201,10 @@ class TestStrictScalars:
             headers=account.admin,
         )
         assert response.status_code == 422
+
+
+class TestGarbageCollector:
+    def test_startup_objects_are_frozen_and_young_collections_spaced(self, app: FastAPI) -> None:
+        # `app` has run its startup: what was loaded by then is out of the collector's sight.
+        assert gc.get_freeze_count() > 100_000
+        assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
