@@ -23,7 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tether.db.prepared import PreparedRead
+from tether.db.prepared import PreparedQuery
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -167,7 +167,7 @@ async def assert_admin_only(
 @contextlib.contextmanager
 def recorded_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
     """Every SQL statement, with its parameters, that `engine` sends while the block runs:
-    through SQLAlchemy, or straight through the driver as a PreparedRead does on PostgreSQL."""
+    through SQLAlchemy, or straight through the driver as a PreparedQuery does on PostgreSQL."""
     statements: list[tuple[str, Any]] = []
 
     def record(
@@ -175,10 +175,10 @@ def recorded_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
     ) -> None:
         statements.append((statement, parameters))
 
-    first = PreparedRead.first
+    first = PreparedQuery.first
 
     async def recorded_first(
-        self: PreparedRead, connection: AsyncConnection, params: Mapping[str, Any]
+        self: PreparedQuery, connection: AsyncConnection, params: Mapping[str, Any]
     ) -> Any:
         if connection.dialect.driver == "asyncpg":  # else SQLAlchemy's event sees it
             statements.append((str(self.statement), dict(params)))
@@ -186,7 +186,7 @@ def recorded_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        with patch.object(PreparedRead, "first", recorded_first):
+        with patch.object(PreparedQuery, "first", recorded_first):
             yield statements
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)

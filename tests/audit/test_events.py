@@ -90,12 +90,21 @@ class TestRecorded:
         assert event["details"] == {"changed": ["user_token_ttl_seconds"]}
 
     async def test_users_by_a_secret_key(self, client: httpx.AsyncClient, account: Account) -> None:
-        user = await create_user(client, account.dev.secret_key, "audited")
+        response = await client.post(
+            "/users",
+            json={"username": "audited"},
+            headers={**bearer(account.dev.secret_key), "x-request-id": "create-audited"},
+        )
+        user = response.json()
         key = bearer(account.dev.secret_key)
         await client.put("/users/audited", json={"fullName": "A"}, headers=key)
         await client.delete("/users/audited", headers=key)
         created = await last(client, account, "user.created")
         assert created["targetId"] == user["userId"]
+        assert created["environmentId"] == account.dev.id
+        assert created["details"] == {"username": "audited"}
+        assert created["requestId"] == "create-audited"
+        assert created["ip"] == "127.0.0.1"
         assert created["actor"]["type"] == "secret_key"
         keys = await client.get("/admin/environments/development/api-keys", headers=account.admin)
         secret_key_id = next(k["id"] for k in keys.json()["data"] if k["type"] == "secret")

@@ -1,4 +1,4 @@
-"""PreparedRead: the same rows as SQLAlchemy on every dialect, and on PostgreSQL, where it runs
+"""PreparedQuery: the same rows as SQLAlchemy on every dialect, and on PostgreSQL, where it runs
 on the driver's connection, SQLAlchemy's handling of broken and cancelled connections."""
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from sqlalchemy.exc import DBAPIError
 from tests.conftest import Account
 from tether.accounts.models import Environment
 from tether.api_keys.service import KEY_QUERY
-from tether.db.prepared import PreparedRead
+from tether.db.prepared import PreparedQuery
 from tether.errors import is_database_outage
 from tether.security.keys import digest
 
-_SLEEP = PreparedRead(select(func.pg_sleep(bindparam("seconds", type_=Integer))))
+_SLEEP = PreparedQuery(select(func.pg_sleep(bindparam("seconds", type_=Integer))))
 
 
 async def test_reads_what_sqlalchemy_reads(app: FastAPI, account: Account) -> None:
-    query = PreparedRead(KEY_QUERY.add_columns(Environment.created_at))
+    query = PreparedQuery(KEY_QUERY.add_columns(Environment.created_at))
     params = {"digest": digest(account.dev.secret_key)}
     async with app.state.readonly.connect() as connection:
         expected = (await connection.execute(query.statement, params)).one()._asdict()
@@ -43,7 +43,7 @@ def postgres_only(on_postgres: bool) -> None:
 async def test_a_connection_killed_under_it_is_an_outage_and_leaves_the_pool(
     app: FastAPI, account: Account
 ) -> None:
-    query = PreparedRead(KEY_QUERY)
+    query = PreparedQuery(KEY_QUERY)
     params = {"digest": digest(account.dev.secret_key)}
     async with app.state.readonly.connect() as connection:
         pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
@@ -74,7 +74,7 @@ async def test_a_cancelled_read_never_returns_its_connection_to_the_pool(app: Fa
 async def test_a_failing_statement_is_sqlalchemys_error_and_keeps_the_connection(
     app: FastAPI,
 ) -> None:
-    divide = PreparedRead(select(bindparam("one", type_=Integer) / bindparam("zero")))
+    divide = PreparedQuery(select(bindparam("one", type_=Integer) / bindparam("zero")))
     async with app.state.readonly.connect() as connection:
         with pytest.raises(DBAPIError) as raised:
             await divide.first(connection, {"one": 1, "zero": 0})

@@ -13,7 +13,7 @@ from tether.api_keys.models import ApiKey
 from tether.audit.service import record
 from tether.db.base import utcnow
 from tether.db.engine import AnySelect
-from tether.db.prepared import PreparedRead, Record
+from tether.db.prepared import PreparedQuery, Record
 from tether.errors import ApiKeyExpired, ApiKeyRevoked, Conflict, InvalidApiKey, NotFound
 from tether.security.keys import (
     KeyType,
@@ -190,7 +190,7 @@ def principal_of(parsed: ParsedKey, row: Record | None) -> KeyPrincipal:
     )
 
 
-_KEY = PreparedRead(KEY_QUERY)
+_KEY = PreparedQuery(KEY_QUERY)
 
 
 async def authenticate_key(db: AsyncConnection, presented: str) -> KeyPrincipal:

@@ -1,19 +1,20 @@
-"""Hot-path reads on the driver's own connection.
+"""Hot-path statements on the driver's own connection.
 
 SQLAlchemy's execution layer (execution context, result processing, the greenlet hop of its
 async API) costs ~0.2 ms of CPU per statement under load, about as much as everything else a
-token request does. A `PreparedRead` is a Core select compiled once per dialect; on PostgreSQL
-it runs as asyncpg's `fetchrow` on the pooled connection SQLAlchemy checked out (asyncpg
-prepares and caches the statement per connection), on other dialects through SQLAlchemy as
-usual. The pool, its limits and its metrics stay SQLAlchemy's.
+token request does. A `PreparedQuery` is a Core select (on PostgreSQL, possibly with
+data-modifying CTEs), compiled once; on PostgreSQL it runs as asyncpg's `fetchrow` on the
+pooled connection SQLAlchemy checked out (asyncpg prepares and caches the statement per
+connection), on other dialects through SQLAlchemy as usual. The pool, its limits and its
+metrics stay SQLAlchemy's.
 
-Only for selects whose parameters are strings or integers and whose result columns are
-SQLAlchemy-neutral on PostgreSQL (text, integers, `timestamptz`, which asyncpg returns as
-aware UTC datetimes like UTCDateTime does): no bind or result processor runs on that path."""
+Parameters go through their types' bind processors, as SQLAlchemy would send them. Results
+do not go through result processors: only for columns asyncpg returns as SQLAlchemy would
+(text, integers, and `timestamptz` as aware UTC datetimes, as UTCDateTime makes them)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
@@ -25,18 +26,24 @@ from tether.errors import is_database_outage
 
 # A row by its labels: SQLAlchemy's RowMapping, or an asyncpg Record.
 Record = Mapping[str, Any]
+# Each positional parameter's name and bind processor, if its type has one.
+_Binds = tuple[tuple[str, Callable[[Any], Any] | None], ...]
 
 
-class PreparedRead:
+class PreparedQuery:
     def __init__(self, statement: AnySelect) -> None:
         self.statement = statement
-        self._postgres: tuple[str, tuple[str, ...]] | None = None
+        self._postgres: tuple[str, _Binds] | None = None
 
-    def _compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    def _compiled(self, dialect: Dialect) -> tuple[str, _Binds]:
         if self._postgres is None:
             compiled = self.statement.compile(dialect=dialect)
             assert compiled.positiontup is not None  # asyncpg's paramstyle is positional
-            self._postgres = (str(compiled), tuple(compiled.positiontup))
+            binds = tuple(
+                (name, compiled.binds[name].type.bind_processor(dialect))
+                for name in compiled.positiontup
+            )
+            self._postgres = (str(compiled), binds)
         return self._postgres
 
     async def first(self, connection: AsyncConnection, params: Mapping[str, Any]) -> Record | None:
@@ -44,12 +51,13 @@ class PreparedRead:
         if connection.dialect.driver != "asyncpg":
             row = (await connection.execute(self.statement, dict(params))).first()
             return None if row is None else cast(Record, row._mapping)
-        sql, names = self._compiled(connection.dialect)
+        sql, binds = self._compiled(connection.dialect)
+        args = [params[n] if bind is None else bind(params[n]) for n, bind in binds]
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
         try:
-            record: Record | None = await driver.fetchrow(sql, *[params[n] for n in names])
+            record: Record | None = await driver.fetchrow(sql, *args)
         except BaseException as exc:
             # What SQLAlchemy does for its own statements: a connection that broke, or was left
             # mid-statement by a cancellation, never goes back to the pool, and a driver error

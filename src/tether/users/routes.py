@@ -18,10 +18,12 @@ UserRef = Annotated[str, "A userId or a username"]
 
 
 @router.post("/users", responses=error_responses(401, 403, 409, 422))
-async def create_user(body: CreateUserBody, key: SecretKeyAuth, session: SessionDep) -> UserOut:
-    user = await service.create_user(
-        session, key.environment_id, username=body.username, full_name=body.full_name
-    )
+async def create_user(body: CreateUserBody, key: SecretKeyAuth, request: Request) -> UserOut:
+    state = request.app.state
+    user = await service.add_user(
+        state.readonly, state.sessionmaker, key.environment_id,
+        username=body.username, full_name=body.full_name,
+    )  # fmt: skip
     return UserOut.model_validate(user)
 
 
