@@ -21,7 +21,7 @@ from unittest.mock import patch
 import httpx
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tether.db.prepared import PreparedQuery
 
@@ -178,11 +178,11 @@ def recorded_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
     first = PreparedQuery.first
 
     async def recorded_first(
-        self: PreparedQuery, connection: AsyncConnection, params: Mapping[str, Any]
+        self: PreparedQuery, readonly: AsyncEngine, params: Mapping[str, Any]
     ) -> Any:
-        if connection.dialect.driver == "asyncpg":  # else SQLAlchemy's event sees it
+        if readonly.dialect.driver == "asyncpg":  # else SQLAlchemy's event sees it
             statements.append((str(self.statement), dict(params)))
-        return await first(self, connection, params)
+        return await first(self, readonly, params)
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:

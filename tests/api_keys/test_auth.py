@@ -158,9 +158,8 @@ class TestAuthenticateKey:
         publishable = await find_key(
             client, account.admin, "development", account.dev.publishable_key
         )
-        async with app.state.readonly.connect() as connection:
-            by_secret = await authenticate_key(connection, account.prod.secret_key)
-            by_publishable = await authenticate_key(connection, account.dev.publishable_key)
+        by_secret = await authenticate_key(app.state.readonly, account.prod.secret_key)
+        by_publishable = await authenticate_key(app.state.readonly, account.dev.publishable_key)
         assert by_secret.key_id == secret["id"]
         assert by_secret.key_type == "secret"
         assert by_secret.environment_id == account.prod.id
@@ -183,14 +182,13 @@ class TestAuthenticateKey:
             client, account.admin, expiresAt=(utcnow() + timedelta(days=1)).isoformat()
         )
         await set_key_times(sessionmaker, expired["id"], expires_at=utcnow())
-        async with app.state.readonly.connect() as connection:
-            with pytest.raises(ApiKeyRevoked):
-                await authenticate_key(connection, revoked["key"])
-            # An expiry that is exactly now has passed.
-            with pytest.raises(ApiKeyExpired):
-                await authenticate_key(connection, expired["key"])
-            with pytest.raises(InvalidApiKey):
-                await authenticate_key(connection, generate_api_key("secret", "dev"))
+        with pytest.raises(ApiKeyRevoked):
+            await authenticate_key(app.state.readonly, revoked["key"])
+        # An expiry that is exactly now has passed.
+        with pytest.raises(ApiKeyExpired):
+            await authenticate_key(app.state.readonly, expired["key"])
+        with pytest.raises(InvalidApiKey):
+            await authenticate_key(app.state.readonly, generate_api_key("secret", "dev"))
 
     async def test_a_bad_checksum_is_refused_before_any_query(
         self, app: FastAPI, account: Account
@@ -205,15 +203,13 @@ class TestAuthenticateKey:
         ]
         with recorded_statements(app.state.engine) as statements:
             for candidate in mutated:
-                async with app.state.readonly.connect() as connection:
-                    with pytest.raises(InvalidApiKey):
-                        await authenticate_key(connection, candidate)
+                with pytest.raises(InvalidApiKey):
+                    await authenticate_key(app.state.readonly, candidate)
         assert statements == []
 
         # The counter does see the query a well-formed key costs.
         with recorded_statements(app.state.engine) as statements:
-            async with app.state.readonly.connect() as connection:
-                await authenticate_key(connection, key)
+            await authenticate_key(app.state.readonly, key)
         assert any("api_keys" in statement for statement, _ in statements)
 
 

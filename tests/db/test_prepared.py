@@ -1,22 +1,27 @@
 """PreparedQuery: the same rows as SQLAlchemy on every dialect, and on PostgreSQL, where it runs
-on the driver's connection, SQLAlchemy's handling of broken and cancelled connections."""
+on the pool's driver connection, SQLAlchemy's handling of broken and cancelled connections."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Integer, bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import Account
 from tether.accounts.models import Environment
 from tether.api_keys.service import KEY_QUERY
+from tether.config import Settings
+from tether.db.engine import make_engine, read_only
 from tether.db.prepared import PreparedQuery
 from tether.errors import is_database_outage
 from tether.security.keys import digest
 
+_BACKEND = PreparedQuery(select(func.pg_backend_pid().label("pid")))
 _SLEEP = PreparedQuery(select(func.pg_sleep(bindparam("seconds", type_=Integer))))
 
 
@@ -25,60 +30,63 @@ async def test_reads_what_sqlalchemy_reads(app: FastAPI, account: Account) -> No
     params = {"digest": digest(account.dev.secret_key)}
     async with app.state.readonly.connect() as connection:
         expected = (await connection.execute(query.statement, params)).one()._asdict()
-        row = await query.first(connection, params)
-        missing = await query.first(connection, {"digest": digest("nothing")})
+    row = await query.first(app.state.readonly, params)
     assert row is not None
     assert dict(row) == expected
     assert row["created_at"].utcoffset() is not None  # aware, as UTCDateTime makes it
-    assert missing is None
+    assert await query.first(app.state.readonly, {"digest": digest("nothing")}) is None
 
 
 @pytest.fixture
-def postgres_only(on_postgres: bool) -> None:
+async def one_connection(settings: Settings, on_postgres: bool) -> AsyncIterator[AsyncEngine]:
+    """An autocommit engine whose pool holds one connection: the one every query uses."""
     if not on_postgres:
         pytest.skip("the driver path is PostgreSQL's; SQLite runs through SQLAlchemy")
+    engine = make_engine(settings, pool_size=1, max_overflow=0)
+    try:
+        yield read_only(engine)
+    finally:
+        await engine.dispose()
 
 
-@pytest.mark.usefixtures("postgres_only")
+async def backend(engine: AsyncEngine) -> int:
+    row = await _BACKEND.first(engine, {})
+    assert row is not None
+    return int(row["pid"])
+
+
 async def test_a_connection_killed_under_it_is_an_outage_and_leaves_the_pool(
-    app: FastAPI, account: Account
+    app: FastAPI, one_connection: AsyncEngine
 ) -> None:
-    query = PreparedQuery(KEY_QUERY)
-    params = {"digest": digest(account.dev.secret_key)}
-    async with app.state.readonly.connect() as connection:
-        pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        async with app.state.readonly.connect() as killer:
-            await killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        with pytest.raises(DBAPIError) as raised:
-            await query.first(connection, params)
-        assert raised.value.connection_invalidated
-        assert is_database_outage(raised.value)
-        assert connection.invalidated
-    # The pool hands out a working connection again.
-    async with app.state.readonly.connect() as connection:
-        assert await query.first(connection, params) is not None
+    pid = await backend(one_connection)
+    async with app.state.readonly.connect() as killer:
+        await killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    with pytest.raises(DBAPIError) as raised:
+        await backend(one_connection)
+    assert raised.value.connection_invalidated
+    assert is_database_outage(raised.value)
+    assert await backend(one_connection) != pid  # a new connection, which works
 
 
-@pytest.mark.usefixtures("postgres_only")
-async def test_a_cancelled_read_never_returns_its_connection_to_the_pool(app: FastAPI) -> None:
-    async with app.state.readonly.connect() as connection:
-        read = asyncio.create_task(_SLEEP.first(connection, {"seconds": 30}))
-        await asyncio.sleep(0.3)
-        read.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await read
-        assert connection.invalidated
+async def test_a_cancelled_statement_never_returns_its_connection_to_the_pool(
+    one_connection: AsyncEngine,
+) -> None:
+    pid = await backend(one_connection)
+    running = asyncio.create_task(_SLEEP.first(one_connection, {"seconds": 30}))
+    await asyncio.sleep(0.3)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert await backend(one_connection) != pid
 
 
-@pytest.mark.usefixtures("postgres_only")
 async def test_a_failing_statement_is_sqlalchemys_error_and_keeps_the_connection(
-    app: FastAPI,
+    one_connection: AsyncEngine,
 ) -> None:
+    pid = await backend(one_connection)
     divide = PreparedQuery(select(bindparam("one", type_=Integer) / bindparam("zero")))
-    async with app.state.readonly.connect() as connection:
-        with pytest.raises(DBAPIError) as raised:
-            await divide.first(connection, {"one": 1, "zero": 0})
-        assert not raised.value.connection_invalidated
-        assert not is_database_outage(raised.value)
-        assert not connection.invalidated
-        assert (await _SLEEP.first(connection, {"seconds": 0})) is not None
+    with pytest.raises(DBAPIError) as raised:
+        await divide.first(one_connection, {"one": 1, "zero": 0})
+    assert not raised.value.connection_invalidated
+    assert not is_database_outage(raised.value)
+    assert await backend(one_connection) == pid

@@ -4,9 +4,10 @@ Every credential is read from `Authorization: Bearer` (any case of the scheme) o
 recognised by its shape, and verified. Only then is its kind compared with the route's: a valid
 credential of the wrong kind is a 403, one that fails verification a 401.
 
-Authentication reads on a short autocommit connection of its own, released before the route
-runs: no BEGIN/COMMIT, and never two pooled connections held by one request. Nothing is cached,
-so a revoked key or a deleted user is refused on its very next request on every process."""
+Authentication reads with autocommit statements, each holding a pooled connection only while
+it runs (see PreparedQuery): no BEGIN/COMMIT, and never two pooled connections held at once.
+Keys and users are never cached, so a revoked key or a deleted user is refused on its very
+next request on every process."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tether.accounts.service import AdminPrincipal, authenticate_admin
 from tether.api_keys.service import KeyPrincipal, authenticate_key
@@ -49,23 +50,25 @@ def presented(bearer: HTTPAuthorizationCredentials | None, api_key: str | None) 
     return credential
 
 
-async def identify(request: Request, db: AsyncConnection, credential: str) -> Principal:
-    principal = await _verify(request, db, credential)
+async def identify(request: Request, credential: str) -> Principal:
+    principal = await _verify(request, credential)
     note_actor(request, principal)
     return principal
 
 
-async def _verify(request: Request, db: AsyncConnection, credential: str) -> Principal:
+async def _verify(request: Request, credential: str) -> Principal:
+    readonly: AsyncEngine = request.app.state.readonly
     if credential.startswith(ADMIN_TOKEN_PREFIX):
         if not is_admin_token(credential):
             raise InvalidToken("The admin token is not valid.")
-        return await authenticate_admin(db, credential)
+        async with readonly.connect() as connection:
+            return await authenticate_admin(connection, credential)
     if credential.count(".") == 2:  # a JWT
         tokens: TokenService = request.app.state.tokens
-        return await tokens.verify(db, credential)
+        return await tokens.verify(credential)
     if not credential.startswith("tether_"):
         raise InvalidApiKey()
-    return await authenticate_key(db, credential)
+    return await authenticate_key(readonly, credential)
 
 
 def note_actor(request: Request, principal: Principal) -> None:
@@ -90,8 +93,7 @@ async def resolve_principal(
 ) -> Principal:
     credential = presented(bearer, api_key)
     await request.app.state.rate_limits.before_credentials(request.scope)
-    async with request.app.state.readonly.connect() as connection:
-        return await identify(request, connection, credential)
+    return await identify(request, credential)
 
 
 async def accepted(request: Request, principal: KeyPrincipal) -> KeyPrincipal:
@@ -122,8 +124,9 @@ async def require_secret_key_and_user(
         await require_secret_key(request, bearer, api_key)
         raise InsufficientScope("This route needs a secret API key.")
     await request.app.state.rate_limits.before_credentials(request.scope)
-    async with request.app.state.readonly.connect() as connection:
-        key_and_user = await authenticate_for_user(connection, parsed, credential, user_id)
+    key_and_user = await authenticate_for_user(
+        request.app.state.readonly, parsed, credential, user_id
+    )
     note_actor(request, key_and_user.principal)
     await accepted(request, key_and_user.principal)
     return key_and_user
@@ -157,13 +160,12 @@ async def require_user_token(
     in either header, is a 403; a user token belongs in `Authorization: Bearer` only."""
     credential = presented(bearer, api_key)
     await request.app.state.rate_limits.before_credentials(request.scope)
-    async with request.app.state.readonly.connect() as connection:
-        principal = await identify(request, connection, credential)
-        if not isinstance(principal, UserClaims):
-            raise InsufficientScope("SDK routes need a user token from GET /users/{userId}/token.")
-        if bearer is None:
-            raise InvalidToken("Send the user token as `Authorization: Bearer <token>`.")
-        user = await find_user(connection, principal.environment_id, principal.user_id)
+    principal = await identify(request, credential)
+    if not isinstance(principal, UserClaims):
+        raise InsufficientScope("SDK routes need a user token from GET /users/{userId}/token.")
+    if bearer is None:
+        raise InvalidToken("Send the user token as `Authorization: Bearer <token>`.")
+    user = await find_user(request.app.state.readonly, principal.environment_id, principal.user_id)
     if user is None:
         raise InvalidToken("The user of this token no longer exists.")
     return user

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tether.accounts.models import Environment
 from tether.api_keys.models import ApiKey
@@ -193,9 +193,9 @@ def principal_of(parsed: ParsedKey, row: Record | None) -> KeyPrincipal:
 _KEY = PreparedQuery(KEY_QUERY)
 
 
-async def authenticate_key(db: AsyncConnection, presented: str) -> KeyPrincipal:
+async def authenticate_key(readonly: AsyncEngine, presented: str) -> KeyPrincipal:
     parsed, params = parse_presented(presented)
-    return principal_of(parsed, await _KEY.first(db, params))
+    return principal_of(parsed, await _KEY.first(readonly, params))
 
 
 async def key_environment(session: AsyncSession, key_id: str) -> Environment:

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tether.db.engine import AnySelect
 from tether.errors import is_database_outage
@@ -46,34 +46,44 @@ class PreparedQuery:
             self._postgres = (str(compiled), binds)
         return self._postgres
 
-    async def first(self, connection: AsyncConnection, params: Mapping[str, Any]) -> Record | None:
-        """The first row, or None. `connection` should be an autocommit one (see `read_only`)."""
-        if connection.dialect.driver != "asyncpg":
-            row = (await connection.execute(self.statement, dict(params))).first()
+    async def first(self, engine: AsyncEngine, params: Mapping[str, Any]) -> Record | None:
+        """The first row, or None. `engine` is the autocommit one (see `read_only`): the
+        statement is its own transaction, and holds a pooled connection only while it runs."""
+        if engine.dialect.driver != "asyncpg":
+            async with engine.connect() as connection:
+                row = (await connection.execute(self.statement, dict(params))).first()
             return None if row is None else cast(Record, row._mapping)
-        sql, binds = self._compiled(connection.dialect)
+        sql, binds = self._compiled(engine.dialect)
         args = [params[n] if bind is None else bind(params[n]) for n, bind in binds]
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
+        # The pool's connection itself: no SQLAlchemy Connection around it, whose set-up and
+        # autocommit switch cost as much again as the statement.
+        pooled = await engine.raw_connection()
         try:
-            record: Record | None = await driver.fetchrow(sql, *args)
-        except BaseException as exc:
-            # What SQLAlchemy does for its own statements: a connection that broke, or was left
-            # mid-statement by a cancellation, never goes back to the pool, and a driver error
-            # becomes SQLAlchemy's (InterfaceError, DBAPIError...), which errors.py knows.
-            broken = driver.is_closed() or not isinstance(exc, Exception) or is_database_outage(exc)
-            if broken:
-                await connection.invalidate()
-            if not isinstance(exc, Exception):
-                raise
-            raise DBAPIError.instance(
-                sql,
-                None,
-                exc,
-                Exception,
-                hide_parameters=True,
-                connection_invalidated=broken,
-                dialect=connection.dialect,
-            ) from exc
+            driver = pooled.driver_connection
+            assert driver is not None
+            try:
+                record: Record | None = await driver.fetchrow(sql, *args)
+            except BaseException as exc:
+                # What SQLAlchemy does for its own statements: a connection that broke, or was
+                # left mid-statement by a cancellation, never goes back to the pool, and a
+                # driver error becomes SQLAlchemy's (InterfaceError, DBAPIError...), which
+                # errors.py knows.
+                broken = (
+                    driver.is_closed() or not isinstance(exc, Exception) or is_database_outage(exc)
+                )
+                if broken:
+                    pooled.invalidate(exc if isinstance(exc, Exception) else None)
+                if not isinstance(exc, Exception):
+                    raise
+                raise DBAPIError.instance(
+                    sql,
+                    None,
+                    exc,
+                    Exception,
+                    hide_parameters=True,
+                    connection_invalidated=broken,
+                    dialect=engine.dialect,
+                ) from exc
+        finally:
+            pooled.close()
         return record

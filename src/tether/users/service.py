@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from tether.accounts.models import Environment
@@ -149,9 +149,9 @@ _FIND_USER_BY_ID = _find_user(User.id)
 _FIND_USER_BY_USERNAME = _find_user(User.username)
 
 
-async def find_user(db: AsyncConnection, environment_id: str, ref: str) -> UserRow | None:
+async def find_user(readonly: AsyncEngine, environment_id: str, ref: str) -> UserRow | None:
     query = _FIND_USER_BY_ID if _USER_ID.fullmatch(ref) else _FIND_USER_BY_USERNAME
-    row = await query.first(db, {"environment_id": environment_id, "ref": ref})
+    row = await query.first(readonly, {"environment_id": environment_id, "ref": ref})
     if row is None:
         return None
     return UserRow(
@@ -225,12 +225,11 @@ async def add_user(
         "now": event["created_at"],
         **{f"event_{name}": value for name, value in event.items()},
     }
-    async with readonly.connect() as connection:
-        row = await _INSERT_USER.first(connection, params)
-        if row is None:
-            owner = await find_user(connection, environment_id, username)
-            assert owner is not None  # the username is taken, and users are never renamed away
-            raise UsernameTaken(userId=owner.id)
+    row = await _INSERT_USER.first(readonly, params)
+    if row is None:
+        owner = await find_user(readonly, environment_id, username)
+        assert owner is not None  # the username is taken, and users are never renamed away
+        raise UsernameTaken(userId=owner.id)
     return UserRow(
         row["id"], row["environment_id"], row["username"], row["full_name"], row["created_at"]
     )
@@ -245,13 +244,13 @@ class KeyAndUser:
 
 
 async def authenticate_for_user(
-    db: AsyncConnection, parsed: ParsedKey, presented: str, ref: str
+    readonly: AsyncEngine, parsed: ParsedKey, presented: str, ref: str
 ) -> KeyAndUser:
     """Check a secret key (`parsed` is `presented`, already parsed) and read the user it
     names, the environment's token lifetime and its active signing key id, in one round trip:
     the hot path of the token route."""
     query = _KEY_AND_USER_BY_ID if _USER_ID.fullmatch(ref) else _KEY_AND_USER_BY_USERNAME
-    row = await query.first(db, {"digest": digest(presented), "ref": ref})
+    row = await query.first(readonly, {"digest": digest(presented), "ref": ref})
     principal = principal_of(parsed, row)
     if principal.key_type != "secret":
         raise InsufficientScope("This route needs a secret API key.")

@@ -196,17 +196,18 @@ class TokenService:
         )
         return token, expires_at
 
-    async def _verifying_key(self, db: Executor, kid: str) -> VerifyingKey | None:
+    async def _verifying_key(self, kid: str) -> VerifyingKey | None:
         cached = self._verifying.get(kid)
         if cached is not None:
             return cached
-        row = (
-            await db.execute(
-                select(TokenKey.environment_id, TokenKey.public_jwk, TokenKey.retired_at).where(
-                    TokenKey.id == kid
+        async with self._readonly.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(TokenKey.environment_id, TokenKey.public_jwk, TokenKey.retired_at).where(
+                        TokenKey.id == kid
+                    )
                 )
-            )
-        ).one_or_none()
+            ).one_or_none()
         if row is None:
             return None
         public_key = ECAlgorithm.from_jwk(row.public_jwk)
@@ -217,7 +218,7 @@ class TokenService:
         self._verifying[kid] = key
         return key
 
-    async def verify(self, db: Executor, token: str) -> UserClaims:
+    async def verify(self, token: str) -> UserClaims:
         """The claims of a valid user token, or InvalidToken / TokenExpired. No clock leeway.
 
         A token that verified once is remembered, by its exact text, until it expires: the
@@ -231,13 +232,13 @@ class TokenService:
                 del self._verified[token]
                 raise TokenExpired()
             return claims
-        claims = await self._verify(db, token)
+        claims = await self._verify(token)
         while len(self._verified) >= VERIFIED_CACHE_SIZE:
             del self._verified[next(iter(self._verified))]  # the oldest entry
         self._verified[token] = claims
         return claims
 
-    async def _verify(self, db: Executor, token: str) -> UserClaims:
+    async def _verify(self, token: str) -> UserClaims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -249,7 +250,7 @@ class TokenService:
             or not isinstance(kid, str)
         ):
             raise InvalidToken()
-        key = await self._verifying_key(db, kid)
+        key = await self._verifying_key(kid)
         if key is None or (key.retired_at is not None and key.retired_at < utcnow() - MAX_TTL):
             raise InvalidToken()
         try:
