@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy import update
 
 from tests.conftest import Account
@@ -26,6 +27,7 @@ from tests.support import assert_problem, bearer
 from tether.catalog.service import get_integration
 from tether.installations import service as installations
 from tether.installations.models import Installation
+from tether.sdk import routes as sdk_routes
 from tether.sdk.assets import assets
 
 
@@ -293,6 +295,19 @@ class TestOriginRule:
         assert "access-control-allow-origin" not in response.headers
         states = (await client.get("/sdk/integrations", headers=alice.headers)).json()["data"]
         assert [s["installed"] for s in states] == [False] * 3
+
+    async def test_every_sdk_route_refuses_a_foreign_origin(
+        self, client: httpx.AsyncClient, account: Account, alice: SdkUser
+    ) -> None:
+        await allow(client, account, [new_origin()])
+        headers = {**alice.headers, "Origin": new_origin()}
+        routes = [route for route in sdk_routes.router.routes if isinstance(route, APIRoute)]
+        assert len(routes) >= 7
+        for route in routes:
+            path = re.sub(r"\{[^}]+\}", "unknown", route.path)
+            for method in route.methods:
+                response = await client.request(method, path, headers=headers)
+                assert_problem(response, 403, "origin_not_allowed")
 
     async def test_an_origin_of_another_environment_is_403(
         self, client: httpx.AsyncClient, account: Account, alice: SdkUser

@@ -13,15 +13,25 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from tether.api_keys.auth import UserTokenAuth
+from tether.api_keys.auth import ApiKeyHeaderDep, BearerDep, require_user_token
 from tether.sdk import service
 from tether.sdk.service import OriginNotAllowed
+from tether.users.service import UserRow
 
 # Where SdkCorsMiddleware finds the decision: True, False, or absent (no verified token).
 ORIGIN_DECISION = "tether_sdk_origin_allowed"
 
 
-async def check_origin(request: Request, user: UserTokenAuth) -> None:
+async def sdk_user(request: Request, bearer: BearerDep, api_key: ApiKeyHeaderDep) -> UserRow:
+    """The credential of every /sdk route: the user of a valid user token, asked for from an
+    allowed origin. One dependency rather than two: each layer FastAPI solves costs ~10% of
+    a /sdk/me request."""
+    user = await require_user_token(request, bearer, api_key)
+    await check_origin(request, user)
+    return user
+
+
+async def check_origin(request: Request, user: UserRow) -> None:
     origin = request.headers.get("origin")
     if origin is None or is_own_origin(request, origin):
         return
@@ -40,4 +50,4 @@ def is_own_origin(request: Request, origin: str) -> bool:
     return origin == own or request.headers.get("sec-fetch-site") == "same-origin"
 
 
-OriginChecked = Annotated[None, Depends(check_origin)]
+SdkUser = Annotated[UserRow, Depends(sdk_user)]

@@ -3,9 +3,8 @@ origin or one of the token environment's `allowedOrigins` (see `tether.sdk.auth`
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from tether.api_keys.auth import UserTokenAuth
 from tether.catalog.apps import FieldOut
 from tether.db.engine import ConnectionDep, SessionDep
 from tether.errors import error_responses
@@ -20,21 +19,21 @@ from tether.installations.schemas import (
 )
 from tether.schemas import Success
 from tether.sdk import service
-from tether.sdk.auth import check_origin
+from tether.sdk.auth import SdkUser
 from tether.sdk.schemas import ConfigOut, CredentialBody, MeOut
 
-# Every route here needs a user token, and a browser's Origin to be allowed (a 403 otherwise).
-router = APIRouter(prefix="/sdk", tags=["sdk"], dependencies=[Depends(check_origin)])
+# Every route here takes SdkUser: a user token, and a browser's Origin allowed (else a 403).
+router = APIRouter(prefix="/sdk", tags=["sdk"])
 
 
 @router.get("/me", responses=error_responses(401, 403))
-async def me(user: UserTokenAuth) -> MeOut:
+async def me(user: SdkUser) -> MeOut:
     """The user the token was minted for."""
     return MeOut.model_validate(user)
 
 
 @router.get("/config", responses=error_responses(401, 403))
-async def config(user: UserTokenAuth, connection: ConnectionDep) -> ConfigOut:
+async def config(user: SdkUser, connection: ConnectionDep) -> ConfigOut:
     """The token environment's settings the hosted modal needs, above all the origins it may
     talk to with postMessage."""
     found = await service.config(connection, user.environment_id)
@@ -47,7 +46,7 @@ async def config(user: UserTokenAuth, connection: ConnectionDep) -> ConfigOut:
 
 
 @router.get("/integrations", responses=error_responses(401, 403))
-async def integrations(user: UserTokenAuth, session: SessionDep) -> SdkIntegrationList:
+async def integrations(user: SdkUser, session: SessionDep) -> SdkIntegrationList:
     """The environment's integrations, each with the user's installation state and, for
     api_key and basic apps, the fields to ask for."""
     states = await installations.integration_states(session, user.environment_id, user.id)
@@ -71,7 +70,7 @@ async def integrations(user: UserTokenAuth, session: SessionDep) -> SdkIntegrati
 
 @router.post("/installations", responses=error_responses(401, 403, 404, 409, 422))
 async def install(
-    body: InstallBody, user: UserTokenAuth, session: SessionDep, request: Request
+    body: InstallBody, user: SdkUser, session: SessionDep, request: Request
 ) -> SdkInstalled:
     """Install an api_key or basic integration from the modal's form."""
     installation, _ = await installations.install_fields(
@@ -91,7 +90,7 @@ async def install(
 async def replace_credential(
     installation_id: str,
     body: CredentialBody,
-    user: UserTokenAuth,
+    user: SdkUser,
     session: SessionDep,
     request: Request,
 ) -> SdkInstalled:
@@ -110,7 +109,7 @@ async def replace_credential(
 
 
 @router.delete("/installations/{installation_id}", responses=error_responses(401, 403, 404))
-async def uninstall(installation_id: str, user: UserTokenAuth, session: SessionDep) -> Success:
+async def uninstall(installation_id: str, user: SdkUser, session: SessionDep) -> Success:
     await installations.delete_installation(
         session, user.environment_id, installation_id, user_id=user.id
     )
@@ -119,7 +118,7 @@ async def uninstall(installation_id: str, user: UserTokenAuth, session: SessionD
 
 @router.post("/oauth/{integration_id}/start", responses=error_responses(401, 403, 404, 422))
 async def start_oauth(
-    integration_id: str, user: UserTokenAuth, session: SessionDep, request: Request
+    integration_id: str, user: SdkUser, session: SessionDep, request: Request
 ) -> AuthorizeUrl:
     """Begin an OAuth 2.0 connection: the provider URL to open in a popup."""
     flows: OAuthFlows = request.app.state.oauth
