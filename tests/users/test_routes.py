@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
 from tests.conftest import Account
 from tests.support import bearer
+from tether.users import service
 
 
 async def create_user(
@@ -44,6 +47,32 @@ class TestCreateUser:
         assert response.status_code == 409
         assert response.json()["code"] == "username_taken"
         assert response.json()["userId"] == first["userId"]
+
+    async def test_a_name_freed_while_the_create_ran_is_taken(
+        self,
+        client: httpx.AsyncClient,
+        account: Account,
+        monkeypatch: pytest.MonkeyPatch,
+        on_postgres: bool,
+    ) -> None:
+        """The create found the name taken, but its holder was renamed before the create
+        could name it in the 409: the create tries again, and gets the name."""
+        if not on_postgres:
+            pytest.skip("SQLite creates through the ORM, in a transaction that holds the lock")
+        key = bearer(account.dev.secret_key)
+        holder = await create_user(client, account.dev.secret_key, "contested")
+        find_user = service.find_user
+
+        async def renamed_meanwhile(*args: Any) -> Any:
+            monkeypatch.setattr(service, "find_user", find_user)
+            renamed = await client.put("/users/contested", json={"username": "moved"}, headers=key)
+            assert renamed.status_code == 200
+            return await find_user(*args)
+
+        monkeypatch.setattr(service, "find_user", renamed_meanwhile)
+        response = await client.post("/users", json={"username": "contested"}, headers=key)
+        assert response.status_code == 200, response.text
+        assert response.json()["userId"] != holder["userId"]
 
     async def test_same_username_in_each_environment(
         self, client: httpx.AsyncClient, account: Account

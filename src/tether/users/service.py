@@ -225,14 +225,18 @@ async def add_user(
         "now": event["created_at"],
         **{f"event_{name}": value for name, value in event.items()},
     }
-    row = await _INSERT_USER.first(readonly, params)
-    if row is None:
+    for _ in range(3):
+        row = await _INSERT_USER.first(readonly, params)
+        if row is not None:
+            return UserRow(
+                row["id"], row["environment_id"], row["username"], row["full_name"],
+                row["created_at"],
+            )  # fmt: skip
         owner = await find_user(readonly, environment_id, username)
-        assert owner is not None  # the username is taken, and users are never renamed away
-        raise UsernameTaken(userId=owner.id)
-    return UserRow(
-        row["id"], row["environment_id"], row["username"], row["full_name"], row["created_at"]
-    )
+        if owner is not None:
+            raise UsernameTaken(userId=owner.id)
+        # The holder of the name was renamed or deleted in between: the name may be free.
+    raise UsernameTaken("This username kept changing hands while the request ran; retry.")
 
 
 @dataclass(frozen=True, slots=True)
