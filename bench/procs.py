@@ -121,6 +121,15 @@ def busy_percent(seconds: float = 2.0) -> float:
     return 100 * (busy1 - busy0) / max(total1 - total0, 1e-9)
 
 
+def reset_peak_rss(pid: int) -> bool:
+    """Set VmHWM back to the current RSS (Linux 4.0+: "5" to /proc/PID/clear_refs)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """VmHWM (peak resident set since the process started) and VmRSS (now), in KiB."""
     values: dict[str, int] = {}
@@ -207,6 +216,10 @@ class Server:
     def memory(self) -> list[dict[str, int]]:
         """Per worker: pid, VmHWM and VmRSS in KiB."""
         return [{"pid": pid, **memory_kib(pid)} for pid in self.worker_pids()]
+
+    def reset_peaks(self) -> bool:
+        """From now on, each worker's VmHWM is its peak since this call."""
+        return all([reset_peak_rss(pid) for pid in self.worker_pids()])
 
     def supervisor_memory(self) -> dict[str, int] | None:
         if self.workers == 1 or self.process is None:

@@ -76,6 +76,19 @@ def _block_notes(block: dict[str, Any]) -> list[str]:
                 f"{ep['label']}: the server logged {len(ep['log_problems'])} warning/error "
                 f"line(s): {shown}{f' (+{more} more)' if more > 0 else ''}"
             )
+    if block.get("setup_memory"):
+        peak = _peaks(block["setup_memory"])
+        if block.get("peaks_reset"):
+            notes.append(
+                f"Peak RSS per worker before the measured runs: {peak} MiB (startup, seeding, "
+                "and one admin login, whose Argon2id check allocates 64 MiB while it runs). "
+                "The peaks were then reset: the table's cover the measured runs."
+            )
+        else:
+            notes.append(
+                f"Peak RSS per worker before the measured runs: {peak} MiB. It could not be "
+                "reset (no /proc/PID/clear_refs): the table's peaks include it."
+            )
     if block.get("supervisor_memory"):
         peak = _mib(block["supervisor_memory"].get("VmHWM"))
         notes.append(f"uvicorn's supervisor process (serves no requests): peak RSS {peak} MiB")
@@ -211,8 +224,9 @@ def render(results: dict[str, Any]) -> str:
         "would with a signing key made through the admin API.",
         "- Columns: requests/s and latency from wrk's measured run; errors are socket errors "
         "(connect, read, write, timeout); non-2xx counts every answer outside 200-299 (the "
-        "Lua script's count); peak RSS is each worker's VmHWM after the endpoint's run, "
-        "so it includes everything since the worker started (startup too); RSS after the run "
+        "Lua script's count); peak RSS is each worker's VmHWM after the endpoint's run, reset "
+        "once before the table's first Tether endpoint, so it covers that endpoint's runs and "
+        "the earlier ones (the set-up's peak is in the table's notes); RSS after the run "
         "is VmRSS at the same moment. With 2 workers, values are per worker, `a / b`. CPU "
         "ms/request is user+system CPU time during the measured run divided by its requests: "
         "all server workers together, the PostgreSQL backends serving the scratch database, "
