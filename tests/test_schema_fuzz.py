@@ -121,16 +121,21 @@ def run_each(
     assert not failures, "\n\n".join(failures)
 
 
+def with_credentials(case: schemathesis.Case, server: Credentials) -> None:
+    """The case's generated headers, but the credential its path needs instead of its own."""
+    headers = {
+        name: value
+        for name, value in (case.headers or {}).items()
+        if name.lower() not in ("authorization", "x-api-key")
+    }
+    case.headers = {**headers, **server.for_path(case.path)}
+
+
 def test_valid_credentials_never_a_500_and_always_as_documented(
     operations: list[APIOperation], fuzz_server: Credentials
 ) -> None:
     def check(case: schemathesis.Case) -> None:
-        headers = {
-            name: value
-            for name, value in (case.headers or {}).items()
-            if name.lower() not in ("authorization", "x-api-key")
-        }
-        case.headers = {**headers, **fuzz_server.for_path(case.path)}
+        with_credentials(case, fuzz_server)
         case.call_and_validate(base_url=fuzz_server.url, checks=CHECKS)
 
     run_each(operations, GenerationMode.POSITIVE, check)
@@ -140,12 +145,7 @@ def test_invalid_data_with_valid_credentials_is_never_a_500(
     operations: list[APIOperation], fuzz_server: Credentials
 ) -> None:
     def check(case: schemathesis.Case) -> None:
-        headers = {
-            name: value
-            for name, value in (case.headers or {}).items()
-            if name.lower() not in ("authorization", "x-api-key")
-        }
-        case.headers = {**headers, **fuzz_server.for_path(case.path)}
+        with_credentials(case, fuzz_server)
         case.call_and_validate(base_url=fuzz_server.url, checks=[not_a_server_error])
 
     run_each(operations, GenerationMode.NEGATIVE, check, examples=5)

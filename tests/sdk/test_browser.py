@@ -298,13 +298,15 @@ class TestInstallApiKeyApp:
 
 
 class TestInstallOAuthApp:
-    async def test_the_popup_connects_a_custom_oauth2_app(
-        self, open_tab: Any, host: Host, customer: Customer, provider: Provider, tether: Server
-    ) -> None:
+    @staticmethod
+    async def acme_identity(
+        customer: Customer, provider: Provider, tether: Server, mode: str
+    ) -> str:
+        """A custom_oauth2 integration on the local provider, which answers in `mode`."""
         provider.reset()
-        provider.set_mode("interactive")
+        provider.set_mode(mode)
         client = provider.register_client(redirect_uris=[f"{tether.url}/oauth/callback"])
-        integration = await customer.integration(
+        return await customer.integration(
             {
                 "app": "custom_oauth2",
                 "name": "Acme Identity",
@@ -315,6 +317,11 @@ class TestInstallOAuthApp:
                 "scopes": ["read"],
             }
         )
+
+    async def test_the_popup_connects_a_custom_oauth2_app(
+        self, open_tab: Any, host: Host, customer: Customer, provider: Provider, tether: Server
+    ) -> None:
+        integration = await self.acme_identity(customer, provider, tether, "interactive")
         tab = await open_tab(host)
         await tab.call(INSTALL, await customer.token(), integration)
         go = tab.modal.get_by_role("button", name="Continue to Acme Identity")
@@ -339,19 +346,7 @@ class TestInstallOAuthApp:
     async def test_a_refusal_is_shown_and_closing_cancels(
         self, open_tab: Any, host: Host, customer: Customer, provider: Provider, tether: Server
     ) -> None:
-        provider.reset()
-        provider.set_mode("deny")
-        client = provider.register_client(redirect_uris=[f"{tether.url}/oauth/callback"])
-        integration = await customer.integration(
-            {
-                "app": "custom_oauth2",
-                "name": "Acme Identity",
-                "clientId": client.client_id,
-                "clientSecret": client.client_secret,
-                "authorizeUrl": provider.authorize_endpoint,
-                "tokenUrl": provider.token_endpoint,
-            }
-        )
+        integration = await self.acme_identity(customer, provider, tether, "deny")
         tab = await open_tab(host)
         await tab.call(INSTALL, await customer.token(), integration)
         async with tab.page.context.expect_page():

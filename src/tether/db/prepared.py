@@ -58,32 +58,29 @@ class PreparedQuery:
         # The pool's connection itself: no SQLAlchemy Connection around it, whose set-up and
         # autocommit switch cost as much again as the statement.
         pooled = await engine.raw_connection()
+        driver = pooled.driver_connection
+        assert driver is not None  # a checked-out connection has its driver's
         try:
-            driver = pooled.driver_connection
-            assert driver is not None
-            try:
-                record: Record | None = await driver.fetchrow(sql, *args)
-            except BaseException as exc:
-                # What SQLAlchemy does for its own statements: a connection that broke, or was
-                # left mid-statement by a cancellation, never goes back to the pool, and a
-                # driver error becomes SQLAlchemy's (InterfaceError, DBAPIError...), which
-                # errors.py knows.
-                broken = (
-                    driver.is_closed() or not isinstance(exc, Exception) or is_database_outage(exc)
-                )
-                if broken:
-                    pooled.invalidate(exc if isinstance(exc, Exception) else None)
-                if not isinstance(exc, Exception):
-                    raise
-                raise DBAPIError.instance(
-                    sql,
-                    None,
-                    exc,
-                    Exception,
-                    hide_parameters=True,
-                    connection_invalidated=broken,
-                    dialect=engine.dialect,
-                ) from exc
+            record: Record | None = await driver.fetchrow(sql, *args)
+        except Exception as exc:
+            # What SQLAlchemy does for its own statements: a connection that broke never goes
+            # back to the pool, and a driver error becomes SQLAlchemy's (InterfaceError,
+            # DBAPIError...), which errors.py knows.
+            broken = driver.is_closed() or is_database_outage(exc)
+            if broken:
+                pooled.invalidate(exc)
+            raise DBAPIError.instance(
+                sql,
+                None,
+                exc,
+                Exception,
+                hide_parameters=True,
+                connection_invalidated=broken,
+                dialect=engine.dialect,
+            ) from exc
+        except BaseException:
+            pooled.invalidate()  # cancelled mid-statement: the connection's state is unknown
+            raise
         finally:
             pooled.close()
         return record

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, RedisStorage
@@ -14,6 +15,8 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.util import WindowStats
 
 log = logging.getLogger("tether.ratelimit")
+
+T = TypeVar("T")
 
 # After Redis fails, limits are counted in memory for this long before Redis is tried again.
 REDIS_RETRY_SECONDS = 10.0
@@ -96,35 +99,26 @@ class Limiter:
             self._redis_down = False
             log.warning("Redis is back: rate limits are shared again")
 
-    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+    async def _on_either(
+        self, call: Callable[[SlidingWindowCounterRateLimiter], Awaitable[T]]
+    ) -> T:
+        """`call` on Redis when it is there and answers, else on this process's counters."""
         remote = self._remote()
         if remote is not None:
             try:
-                allowed = await remote.hit(item, *identifiers)
+                result = await call(remote)
             except Exception as exc:
                 self._failed(exc)
             else:
                 self._recovered()
-                return allowed
-        return await self.memory.hit(item, *identifiers)
+                return result
+        return await call(self.memory)
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        return await self._on_either(lambda limiter: limiter.hit(item, *identifiers))
 
     async def test(self, item: RateLimitItem, *identifiers: str) -> bool:
-        remote = self._remote()
-        if remote is not None:
-            try:
-                allowed = await remote.test(item, *identifiers)
-            except Exception as exc:
-                self._failed(exc)
-            else:
-                self._recovered()
-                return allowed
-        return await self.memory.test(item, *identifiers)
+        return await self._on_either(lambda limiter: limiter.test(item, *identifiers))
 
     async def stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
-        remote = self._remote()
-        if remote is not None:
-            try:
-                return await remote.get_window_stats(item, *identifiers)
-            except Exception as exc:
-                self._failed(exc)
-        return await self.memory.get_window_stats(item, *identifiers)
+        return await self._on_either(lambda limiter: limiter.get_window_stats(item, *identifiers))

@@ -21,7 +21,7 @@ from tether.audit.service import event_values, record
 from tether.db.base import new_id
 from tether.db.engine import Executor
 from tether.db.pagination import paginate
-from tether.db.prepared import PreparedQuery
+from tether.db.prepared import PreparedQuery, Record
 from tether.errors import InsufficientScope, NotFound, UsernameTaken
 from tether.security.keys import ParsedKey, digest
 from tether.users.models import TokenKey, User
@@ -136,6 +136,11 @@ class UserRow:
 _USER_COLUMNS = (User.id, User.environment_id, User.username, User.full_name, User.created_at)
 
 
+def _user_row(row: Record, prefix: str = "") -> UserRow:
+    """A row's _USER_COLUMNS, each labelled `{prefix}{column}`, as a UserRow."""
+    return UserRow(*(row[prefix + column.key] for column in _USER_COLUMNS))
+
+
 def _find_user(column: InstrumentedAttribute[str]) -> PreparedQuery:
     return PreparedQuery(
         select(*_USER_COLUMNS).where(
@@ -152,11 +157,7 @@ _FIND_USER_BY_USERNAME = _find_user(User.username)
 async def find_user(readonly: AsyncEngine, environment_id: str, ref: str) -> UserRow | None:
     query = _FIND_USER_BY_ID if _USER_ID.fullmatch(ref) else _FIND_USER_BY_USERNAME
     row = await query.first(readonly, {"environment_id": environment_id, "ref": ref})
-    if row is None:
-        return None
-    return UserRow(
-        row["id"], row["environment_id"], row["username"], row["full_name"], row["created_at"]
-    )
+    return None if row is None else _user_row(row)
 
 
 def _insert_user() -> PreparedQuery:
@@ -228,10 +229,7 @@ async def add_user(
     for _ in range(3):
         row = await _INSERT_USER.first(readonly, params)
         if row is not None:
-            return UserRow(
-                row["id"], row["environment_id"], row["username"], row["full_name"],
-                row["created_at"],
-            )  # fmt: skip
+            return _user_row(row)
         owner = await find_user(readonly, environment_id, username)
         if owner is not None:
             raise UsernameTaken(userId=owner.id)
@@ -259,15 +257,7 @@ async def authenticate_for_user(
     if principal.key_type != "secret":
         raise InsufficientScope("This route needs a secret API key.")
     assert row is not None
-    user = None
-    if row["user_id"] is not None:
-        user = UserRow(
-            row["user_id"],
-            row["user_environment_id"],
-            row["user_username"],
-            row["user_full_name"],
-            row["user_created_at"],
-        )
+    user = None if row["user_id"] is None else _user_row(row, "user_")
     return KeyAndUser(principal, user, row["user_token_ttl_seconds"], row["active_kid"])
 
 
