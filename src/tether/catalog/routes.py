@@ -16,8 +16,9 @@ from tether.catalog.schemas import (
 )
 from tether.db.engine import SessionDep
 from tether.errors import error_responses
+from tether.routing import DirectRoute
 
-router = APIRouter(tags=["integrations"])
+router = APIRouter(tags=["integrations"], route_class=DirectRoute)
 admin = APIRouter(prefix="/admin/environments/{env}/integrations", tags=["admin"])
 
 

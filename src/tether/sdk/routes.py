@@ -17,13 +17,14 @@ from tether.installations.schemas import (
     SdkIntegrationList,
     SdkIntegrationOut,
 )
+from tether.routing import DirectRoute
 from tether.schemas import Success
 from tether.sdk import service
 from tether.sdk.auth import SdkUser
 from tether.sdk.schemas import ConfigOut, CredentialBody, MeOut
 
 # Every route here takes SdkUser: a user token, and a browser's Origin allowed (else a 403).
-router = APIRouter(prefix="/sdk", tags=["sdk"])
+router = APIRouter(prefix="/sdk", tags=["sdk"], route_class=DirectRoute)
 
 
 @router.get("/me", responses=error_responses(401, 403))
