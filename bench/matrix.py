@@ -152,7 +152,8 @@ class Bench:
         if process.returncode != 0 or not raw.exists():
             info["error"] = output.decode(errors="replace").strip()[-500:]
             return info
-        info["raw"] = str(raw.relative_to(ROOT))
+        # Relative to the repository when it is inside it (the default --out), else as given.
+        info["raw"] = str(raw.relative_to(ROOT) if raw.is_relative_to(ROOT) else raw)
         info["summary"] = pyspy.summarize(raw)
         return info
 
