@@ -6,6 +6,7 @@ rotation made by any process takes effect on every process at its next mint."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
+from jwt.utils import base64url_encode
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -34,6 +36,13 @@ MAX_TTL = timedelta(seconds=86400)
 # How many verified tokens a process remembers (a few MB).
 VERIFIED_CACHE_SIZE = 10_000
 
+# Minting signs with PyJWT's own ES256 (the signature, converted to JOSE's r||s form) and joins
+# the three segments itself, with each key's header segment encoded once: jwt.encode rebuilt and
+# re-encoded the header and checked the claims on every call, ~30 us of a mint that costs
+# ~90 us in a busy worker. Verification stays jwt.decode.
+_ES256 = ECAlgorithm(ECAlgorithm.SHA256)
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
 
 def _aad(key_id: str) -> str:
     return row_identity("token_keys", key_id)
@@ -43,6 +52,12 @@ def _aad(key_id: str) -> str:
 class SigningKey:
     kid: str
     private_key: ec.EllipticCurvePrivateKey
+    header: bytes  # the first segment of every token this key signs
+
+    @classmethod
+    def of(cls, kid: str, private_key: ec.EllipticCurvePrivateKey) -> SigningKey:
+        header = {"alg": ALGORITHM, "kid": kid, "typ": TOKEN_TYPE}
+        return cls(kid, private_key, base64url_encode(_compact_json(header).encode()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +166,7 @@ class TokenService:
             self._keyring.decrypt(row.private_key_ciphertext, _aad(row.id)), password=None
         )
         assert isinstance(private_key, ec.EllipticCurvePrivateKey)
-        key = SigningKey(row.id, private_key)
+        key = SigningKey.of(row.id, private_key)
         self._signing[environment_id] = key
         return key
 
@@ -188,13 +203,9 @@ class TokenService:
             "exp": int(expires_at.timestamp()),
             "jti": secrets.token_urlsafe(16),
         }
-        token = jwt.encode(
-            claims,
-            key.private_key,
-            algorithm=ALGORITHM,
-            headers={"kid": key.kid, "typ": TOKEN_TYPE},
-        )
-        return token, expires_at
+        signing_input = key.header + b"." + base64url_encode(_compact_json(claims).encode())
+        signature = base64url_encode(_ES256.sign(signing_input, key.private_key))
+        return (signing_input + b"." + signature).decode("ascii"), expires_at
 
     async def _verifying_key(self, kid: str) -> VerifyingKey | None:
         cached = self._verifying.get(kid)
