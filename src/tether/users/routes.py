@@ -18,6 +18,28 @@ router = APIRouter(tags=["users"], route_class=DirectRoute)
 UserRef = Annotated[str, Path(description="A userId or a username.")]
 
 
+# Routes are matched in the order they are added, each tried twice a request (FastAPI's
+# included routers match once to choose the router and again inside it): the hot ones first.
+# (Decorators apply bottom-up: the documented token path is added first.)
+@router.get("/user/{user_id}/token", include_in_schema=False)
+@router.get("/users/{user_id}/token", responses=error_responses(401, 403, 404))
+async def mint_token(
+    user_id: UserRef, auth: SecretKeyAndUser, request: Request, response: Response
+) -> TokenOut:
+    """A new user token for the browser SDK on every call (Alloy's `GET /user/:userId/token`
+    is served too). The key check and the user lookup are one query."""
+    token, expires_at = await service.mint_for(request.app.state.tokens, auth)
+    response.headers["Cache-Control"] = "no-store"
+    return TokenOut(token=token, expires_at=expires_at)
+
+
+@router.get("/users/{user_id}", responses=error_responses(401, 403, 404))
+async def get_user(user_id: UserRef, auth: SecretKeyAndUser) -> UserOut:
+    if auth.user is None:
+        raise NotFound("No such user.")
+    return UserOut.model_validate(auth.user)
+
+
 @router.post("/users", responses=error_responses(401, 403, 409, 422))
 async def create_user(body: CreateUserBody, key: SecretKeyAuth, request: Request) -> UserOut:
     state = request.app.state
@@ -41,13 +63,6 @@ async def list_users(
     return Page(data=[UserOut.model_validate(user) for user in users], next_cursor=next_cursor)
 
 
-@router.get("/users/{user_id}", responses=error_responses(401, 403, 404))
-async def get_user(user_id: UserRef, auth: SecretKeyAndUser) -> UserOut:
-    if auth.user is None:
-        raise NotFound("No such user.")
-    return UserOut.model_validate(auth.user)
-
-
 @router.put("/users/{user_id}", responses=error_responses(401, 403, 404, 409, 422))
 async def update_user(
     user_id: UserRef, body: UpdateUserBody, key: SecretKeyAuth, session: SessionDep
@@ -62,18 +77,6 @@ async def update_user(
 async def delete_user(user_id: UserRef, key: SecretKeyAuth, session: SessionDep) -> Success:
     await service.delete_user(session, key.environment_id, user_id)
     return Success()
-
-
-@router.get("/users/{user_id}/token", responses=error_responses(401, 403, 404))
-@router.get("/user/{user_id}/token", include_in_schema=False)
-async def mint_token(
-    user_id: UserRef, auth: SecretKeyAndUser, request: Request, response: Response
-) -> TokenOut:
-    """A new user token for the browser SDK on every call (Alloy's `GET /user/:userId/token`
-    is served too). The key check and the user lookup are one query."""
-    token, expires_at = await service.mint_for(request.app.state.tokens, auth)
-    response.headers["Cache-Control"] = "no-store"
-    return TokenOut(token=token, expires_at=expires_at)
 
 
 @router.get("/.well-known/jwks.json", tags=["sdk"], responses=error_responses())
