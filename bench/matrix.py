@@ -93,11 +93,6 @@ class Bench:
         print(f"bench: {prefix} {ep.label}", flush=True)
         entry: dict[str, Any] = {"name": ep.name, "label": ep.label}
         entry["warmup"] = self._wrk(server, ep, env, args.warmup, f"{prefix}-{ep.name}-warmup")
-        profiler = None
-        if args.profile == ep.name:
-            raw = self.out_dir / f"profile-{prefix}-{ep.name}.txt"
-            pid = server.worker_pids()[0]
-            profiler = (pyspy.start(args.py_spy, pid, args.duration, raw), raw, pid)
         server_cpu = procs.CpuMeter(server.worker_pids)
         pg_cpu = procs.CpuMeter(lambda: procs.postgres_backends(pg_database or ""))
         server_cpu.start()
@@ -127,9 +122,8 @@ class Bench:
         }
         entry["memory"] = server.memory()
         entry["log_problems"] = server.new_log_problems()
-        if profiler is not None:
-            entry["profiled"] = True
-            entry["profile"] = self._finish_profile(ep, *profiler)
+        if args.profile == ep.name:
+            entry["profile"] = self._profile(server, ep, env, prefix)
         print(
             f"bench:   {m['rps']:,.0f} req/s  p50 {m['latency_ms']['p50']:.2f} ms  "
             f"p99 {m['latency_ms']['p99']:.2f} ms  errors {m['errors']}  non-2xx {m['non2xx']}  "
@@ -139,6 +133,17 @@ class Bench:
             flush=True,
         )
         return entry
+
+    def _profile(
+        self, server: procs.Server, ep: Endpoint, env: dict[str, str], prefix: str
+    ) -> dict[str, Any]:
+        """A run of its own after the measured one, under py-spy: sampling competes with wrk
+        and the server for the two cores, and would lower the figures it was taken with."""
+        raw = self.out_dir / f"profile-{prefix}-{ep.name}.txt"
+        pid = server.worker_pids()[0]
+        process = pyspy.start(self.args.py_spy, pid, self.args.duration, raw)
+        self._wrk(server, ep, env, self.args.duration, f"{prefix}-{ep.name}-profiled")
+        return self._finish_profile(ep, process, raw, pid)
 
     def _finish_profile(
         self, ep: Endpoint, process: subprocess.Popen[bytes], raw: Path, pid: int

@@ -1,8 +1,8 @@
-"""An optional py-spy profile of one worker during an endpoint's measured run.
+"""An optional py-spy profile of one worker, during a run of an endpoint after its measured one.
 
 py-spy is not a project dependency: pass `--py-spy PATH` (or have it on PATH), for instance from
 a throwaway venv (`python3 -m venv /tmp/pyspy && /tmp/pyspy/bin/pip install py-spy`). Sampling
-costs the worker some throughput, so the report marks a profiled run's figures."""
+competes for the cores, so the profiled run is one of its own and the figures never include it."""
 
 from __future__ import annotations
 

@@ -50,9 +50,8 @@ def _endpoint_rows(block: dict[str, Any]) -> list[str]:
             continue
         m = ep["measured"]
         ratio = ep.get("ratio")
-        profiled = " (profiled)" if ep.get("profiled") else ""
         rows.append(
-            f"| {ep['label']}{profiled} | {m['rps']:,.0f} | "
+            f"| {ep['label']} | {m['rps']:,.0f} | "
             f"{'' if ratio is None else f'{ratio:.2f}'} | {_ms(m['latency_ms']['p50'])} | "
             f"{_ms(m['latency_ms']['p99'])} | {m['requests']:,} | {m['errors']} | "
             f"{m['non2xx']} | {_peaks(ep['memory'])} | {_peaks(ep['memory'], 'VmRSS')} | "
@@ -165,7 +164,8 @@ def _profile(block: dict[str, Any]) -> list[str]:
         return [f"Profile of {prof['endpoint']}: failed: {prof['error']}"]
     summary = prof["summary"]
     lines = [
-        f"py-spy profile of worker {prof['pid']} during the measured run of {prof['label']} "
+        f"py-spy profile of worker {prof['pid']} during an extra run of {prof['label']}, after "
+        "the measured one "
         f"({summary['samples']:,} samples at 200 Hz of threads holding the GIL; raw stacks "
         f"in `{prof['raw']}`, for `flamegraph.pl` or speedscope).",
         "",

@@ -115,7 +115,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--profile",
         choices=tuple(ENDPOINTS),
         default=None,
-        help="record a py-spy profile of the first worker during this endpoint's measured run",
+        help="record a py-spy profile of the first worker during an extra run of this endpoint",
     )
     parser.add_argument("--py-spy", default=shutil.which("py-spy"), help="path to py-spy")
     parser.add_argument(
