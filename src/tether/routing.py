@@ -31,7 +31,7 @@ class _Step:
     """One callable of the dependency tree and what it is given."""
 
     call: Callable[..., Awaitable[Any]]
-    cache_key: tuple[Any, str]  # FastAPI's, without the security scopes there are none of
+    cache_key: tuple[Any, str]  # FastAPI's (call, scope): a planned tree has no security scopes
     dependencies: tuple[tuple[str | None, _Step, bool], ...]  # (argument, step, use_cache)
     path_params: tuple[tuple[str, str], ...]  # (argument, path parameter)
     request_params: tuple[str, ...]  # Request or HTTPConnection

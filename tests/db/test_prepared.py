@@ -90,3 +90,37 @@ async def test_a_failing_statement_is_sqlalchemys_error_and_keeps_the_connection
     assert not raised.value.connection_invalidated
     assert not is_database_outage(raised.value)
     assert await backend(one_connection) == pid
+
+
+_PID_AFTER_A_NAP = PreparedQuery(
+    select(func.pg_backend_pid().label("pid"), func.pg_sleep(bindparam("seconds")).label("nap"))
+)
+
+
+async def test_an_overflow_connection_coming_back_to_a_full_pool_is_closed(
+    app: FastAPI, settings: Settings, on_postgres: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    if not on_postgres:
+        pytest.skip("the driver path is PostgreSQL's; SQLite runs through SQLAlchemy")
+    engine = read_only(make_engine(settings, pool_size=1, max_overflow=1))
+    try:
+        async with engine.connect() as held:  # the pool's one connection
+            await held.execute(text("SELECT 1"))
+            napping = asyncio.create_task(_PID_AFTER_A_NAP.first(engine, {"seconds": 0.5}))
+            await asyncio.sleep(0.2)  # napping now runs on the overflow connection
+        row = await napping  # returned after `held`: the pool is full, so it is closed
+        assert row is not None
+        assert engine.pool.checkedout() == 0
+        assert not [r for r in caplog.records if r.levelname == "ERROR"]
+        async with app.state.readonly.connect() as connection:
+            for _ in range(50):  # the backend exits once it reads the client's Terminate
+                alive = await connection.scalar(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": row["pid"]},
+                )
+                if not alive:
+                    break
+                await asyncio.sleep(0.05)
+        assert not alive
+    finally:
+        await engine.dispose()

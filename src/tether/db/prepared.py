@@ -20,6 +20,7 @@ from typing import Any, cast
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from tether.db.engine import AnySelect
 from tether.errors import is_database_outage
@@ -82,5 +83,9 @@ class PreparedQuery:
             pooled.invalidate()  # cancelled mid-statement: the connection's state is unknown
             raise
         finally:
-            pooled.close()
+            # In a greenlet, as SQLAlchemy's async API returns connections: a pool that is
+            # already full (an overflow connection coming back) closes the connection instead,
+            # and that close is IO. An invalidated connection's return does none, so this never
+            # waits on a cancelled path.
+            await greenlet_spawn(pooled.close)
         return record

@@ -24,11 +24,10 @@ from tether.installations.schemas import (
     IntegrationStateList,
     IntegrationStateOut,
 )
-from tether.routing import DirectRoute
 from tether.schemas import Cursor, Limit, Page, Success
 from tether.users.service import get_user
 
-router = APIRouter(tags=["installations"], route_class=DirectRoute)
+router = APIRouter(tags=["installations"])
 
 UserFilter = Annotated[str | None, Query(alias="userId", max_length=255)]
 IntegrationFilter = Annotated[str | None, Query(alias="integrationId", max_length=40)]

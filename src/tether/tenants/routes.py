@@ -7,7 +7,6 @@ from tether.api_keys.auth import AdminAuth
 from tether.catalog.service import get_integration
 from tether.db.engine import SessionDep
 from tether.errors import NotFound, error_responses
-from tether.routing import DirectRoute
 from tether.tenants import service
 from tether.tenants.access import TenantAccessDep
 from tether.tenants.models import SigningKey
@@ -22,7 +21,7 @@ from tether.tenants.schemas import (
 from tether.users.schemas import TokenOut
 from tether.users.service import mint_token
 
-router = APIRouter(tags=["tenants"], route_class=DirectRoute)
+router = APIRouter(tags=["tenants"])
 admin = APIRouter(prefix="/admin/environments/{env}/signing-keys", tags=["admin"])
 
 NO_STORE = {"Cache-Control": "no-store"}
