@@ -24,8 +24,8 @@ ORIGIN_DECISION = "tether_sdk_origin_allowed"
 
 async def sdk_user(request: Request, bearer: BearerDep, api_key: ApiKeyHeaderDep) -> UserRow:
     """The credential of every /sdk route: the user of a valid user token, asked for from an
-    allowed origin. One dependency rather than two: each layer FastAPI solves costs ~10% of
-    a /sdk/me request."""
+    allowed origin. One dependency rather than two: on the /sdk routes FastAPI's solver
+    serves (all but /sdk/me, see DirectRoute), each layer costs ~0.04 ms a request."""
     user = await require_user_token(request, bearer, api_key)
     await check_origin(request, user)
     return user
