@@ -4,7 +4,7 @@ on the pool's driver connection, SQLAlchemy's handling of broken and cancelled c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from fastapi import FastAPI
@@ -16,6 +16,7 @@ from tests.conftest import Account
 from tether.accounts.models import Environment
 from tether.api_keys.service import KEY_QUERY
 from tether.config import Settings
+from tether.db import prepared
 from tether.db.engine import make_engine, read_only
 from tether.db.prepared import PreparedQuery
 from tether.errors import is_database_outage
@@ -90,6 +91,22 @@ async def test_a_failing_statement_is_sqlalchemys_error_and_keeps_the_connection
     assert not raised.value.connection_invalidated
     assert not is_database_outage(raised.value)
     assert await backend(one_connection) == pid
+
+
+async def test_a_connection_goes_back_to_a_pool_with_room_without_a_greenlet(
+    one_connection: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawned: list[object] = []
+
+    async def spawn(fn: Callable[[], object]) -> object:
+        spawned.append(fn)
+        return fn()
+
+    monkeypatch.setattr(prepared, "greenlet_spawn", spawn)
+    pid = await backend(one_connection)
+    assert spawned == []  # returned in place: a queue with room takes it without IO
+    assert (one_connection.pool.checkedin(), one_connection.pool.checkedout()) == (1, 0)
+    assert await backend(one_connection) == pid  # and the pool hands the same one out again
 
 
 _PID_AFTER_A_NAP = PreparedQuery(
