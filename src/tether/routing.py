@@ -1,4 +1,5 @@
 """`DirectRoute`: FastAPI's APIRoute, with a short dependency solver for the routes that allow it.
+`TetherRouter`: FastAPI's APIRouter, which turns away a path none of its routes can match.
 
 FastAPI's solver is general: bodies, query, header and cookie parameters, dependencies with
 `yield`, security scopes, thread pools and overrides, all considered on every request. Measured
@@ -20,10 +21,19 @@ from typing import Any
 
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute, _effective_route_context_var, serialize_response
+from fastapi.routing import (
+    APIRoute,
+    APIRouter,
+    _effective_route_context_var,
+    _get_scope_included_router,
+    serialize_response,
+)
 from fastapi.utils import is_body_allowed_for_status_code
+from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +190,39 @@ def _direct_handler(
         return response
 
     return handler
+
+
+class TetherRouter(APIRouter):
+    """An APIRouter that says no at once to a path that starts like none of its routes.
+
+    FastAPI 0.165 matches an included router by trying each of its routes in turn, at ~4 us a
+    try, before it moves on to the next router; measured, GET /sdk/me spent ~15% of its
+    instructions failing to match the users router's routes. A route's path can only match a
+    path that begins with the route's literal head (the part before its first `{`), so a router
+    whose routes' heads all differ from the path cannot match it, and the rest is FastAPI's.
+    A route without a literal path (a nested router) has the empty head, which begins every
+    path."""
+
+    _heads: tuple[tuple[int, int], tuple[str, ...]] | None = None
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        # Included under a prefix, its routes' paths are not what a request's path begins
+        # with: then FastAPI alone decides.
+        included = _get_scope_included_router(scope)
+        prefixed = included is not None and included.include_context.prefix
+        if not prefixed and not get_route_path(scope).startswith(self.heads()):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+    def heads(self) -> tuple[str, ...]:
+        """Its routes' literal heads, worked out again when a route is added."""
+        version = (self._routes_version, len(self.routes))
+        if self._heads is None or self._heads[0] != version:
+            heads = {route_head(route) for route in self.routes}
+            self._heads = (version, tuple(sorted(heads)))
+        return self._heads[1]
+
+
+def route_head(route: object) -> str:
+    path = getattr(route, "path", None)
+    return path.split("{", 1)[0] if isinstance(path, str) else ""

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from tether.accounts import service
 from tether.accounts.schemas import (
@@ -14,8 +14,9 @@ from tether.api_keys.auth import AdminAuth
 from tether.audit.service import note_request
 from tether.db.engine import SessionDep
 from tether.errors import error_responses
+from tether.routing import TetherRouter
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = TetherRouter(prefix="/admin", tags=["admin"])
 
 
 @router.post("/login", responses=error_responses(401, 422))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from tether.accounts.service import get_environment
 from tether.api_keys import service
@@ -15,8 +15,9 @@ from tether.api_keys.schemas import (
 )
 from tether.db.engine import SessionDep
 from tether.errors import error_responses
+from tether.routing import TetherRouter
 
-router = APIRouter(prefix="/admin/environments/{env}/api-keys", tags=["admin"])
+router = TetherRouter(prefix="/admin/environments/{env}/api-keys", tags=["admin"])
 
 NO_STORE = {"Cache-Control": "no-store"}
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from tether.accounts.service import get_environment
 from tether.api_keys.auth import AdminAuth
@@ -11,9 +11,10 @@ from tether.audit.models import AuditEvent
 from tether.audit.schemas import Actor, AuditEventOut
 from tether.db.engine import SessionDep
 from tether.errors import error_responses
+from tether.routing import TetherRouter
 from tether.schemas import Cursor, Limit, Page
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = TetherRouter(prefix="/admin", tags=["admin"])
 
 
 def event_out(event: AuditEvent) -> AuditEventOut:

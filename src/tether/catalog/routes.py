@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from tether.accounts.service import get_environment
 from tether.api_keys.auth import AdminAuth, ApiKeyAuth
@@ -16,10 +16,10 @@ from tether.catalog.schemas import (
 )
 from tether.db.engine import SessionDep
 from tether.errors import error_responses
-from tether.routing import DirectRoute
+from tether.routing import DirectRoute, TetherRouter
 
-router = APIRouter(tags=["integrations"], route_class=DirectRoute)
-admin = APIRouter(prefix="/admin/environments/{env}/integrations", tags=["admin"])
+router = TetherRouter(tags=["integrations"], route_class=DirectRoute)
+admin = TetherRouter(prefix="/admin/environments/{env}/integrations", tags=["admin"])
 
 
 def integration_out(integration: Integration, public_url: str) -> IntegrationOut:

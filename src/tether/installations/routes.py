@@ -5,7 +5,7 @@ import json
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from tether.api_keys.auth import ApiKeyAuth, SecretKeyAuth
@@ -24,10 +24,11 @@ from tether.installations.schemas import (
     IntegrationStateList,
     IntegrationStateOut,
 )
+from tether.routing import TetherRouter
 from tether.schemas import Cursor, Limit, Page, Success
 from tether.users.service import get_user
 
-router = APIRouter(tags=["installations"])
+router = TetherRouter(tags=["installations"])
 
 UserFilter = Annotated[str | None, Query(alias="userId", max_length=255)]
 IntegrationFilter = Annotated[str | None, Query(alias="integrationId", max_length=40)]

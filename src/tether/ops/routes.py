@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from tether.config import Settings
 from tether.db.migrate import current_revision, head_revision
@@ -18,9 +18,10 @@ from tether.errors import (
     error_responses,
 )
 from tether.ops import metrics
+from tether.routing import TetherRouter
 from tether.schemas import Model
 
-router = APIRouter(tags=["operations"])
+router = TetherRouter(tags=["operations"])
 
 
 class Health(Model):

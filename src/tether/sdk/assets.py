@@ -15,12 +15,13 @@ from functools import cache
 from importlib.resources import files
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 
 from tether.errors import NotFound
+from tether.routing import TetherRouter
 
-router = APIRouter(prefix="/sdk", tags=["sdk"])
+router = TetherRouter(prefix="/sdk", tags=["sdk"])
 
 JAVASCRIPT = "text/javascript; charset=utf-8"
 CSS = "text/css; charset=utf-8"

@@ -3,7 +3,7 @@ origin or one of the token environment's `allowedOrigins` (see `tether.sdk.auth`
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from tether.catalog.apps import FieldOut
 from tether.db.engine import ConnectionDep, SessionDep
@@ -17,14 +17,14 @@ from tether.installations.schemas import (
     SdkIntegrationList,
     SdkIntegrationOut,
 )
-from tether.routing import DirectRoute
+from tether.routing import DirectRoute, TetherRouter
 from tether.schemas import Success
 from tether.sdk import service
 from tether.sdk.auth import SdkUser
 from tether.sdk.schemas import ConfigOut, CredentialBody, MeOut
 
 # Every route here takes SdkUser: a user token, and a browser's Origin allowed (else a 403).
-router = APIRouter(prefix="/sdk", tags=["sdk"], route_class=DirectRoute)
+router = TetherRouter(prefix="/sdk", tags=["sdk"], route_class=DirectRoute)
 
 
 @router.get("/me", responses=error_responses(401, 403))

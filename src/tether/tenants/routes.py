@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from tether.accounts.service import get_environment
 from tether.api_keys.auth import AdminAuth
 from tether.catalog.service import get_integration
 from tether.db.engine import SessionDep
 from tether.errors import NotFound, error_responses
+from tether.routing import TetherRouter
 from tether.tenants import service
 from tether.tenants.access import TenantAccessDep
 from tether.tenants.models import SigningKey
@@ -21,8 +22,8 @@ from tether.tenants.schemas import (
 from tether.users.schemas import TokenOut
 from tether.users.service import mint_token
 
-router = APIRouter(tags=["tenants"])
-admin = APIRouter(prefix="/admin/environments/{env}/signing-keys", tags=["admin"])
+router = TetherRouter(tags=["tenants"])
+admin = TetherRouter(prefix="/admin/environments/{env}/signing-keys", tags=["admin"])
 
 NO_STORE = {"Cache-Control": "no-store"}
 TENANT_ERRORS = error_responses(401, 403, 404, 422)

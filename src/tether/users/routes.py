@@ -2,18 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import Path, Request, Response
 
 from tether.api_keys.auth import SecretKeyAndUser, SecretKeyAuth
 from tether.db.engine import ConnectionDep, SessionDep
 from tether.errors import NotFound, error_responses
-from tether.routing import DirectRoute
+from tether.routing import DirectRoute, TetherRouter
 from tether.schemas import Cursor, Limit, Page, Success
 from tether.users import service
 from tether.users.schemas import CreateUserBody, Jwks, TokenOut, UpdateUserBody, UserOut
 from tether.users.tokens import published_keys
 
-router = APIRouter(tags=["users"], route_class=DirectRoute)
+router = TetherRouter(tags=["users"], route_class=DirectRoute)
 
 UserRef = Annotated[str, Path(description="A userId or a username.")]
 
