@@ -226,6 +226,8 @@ class Bench:
             with self._serving(tether):
                 started = time.monotonic()
                 ids = seed.create_users(tether.url, key, args.users)
+                if pg_database:
+                    seed.analyze(url)
                 block["seed_seconds"] = round(time.monotonic() - started, 1)
                 ids_file = workdir / "user-ids.txt"
                 ids_file.write_text("\n".join(ids) + "\n")

@@ -63,6 +63,12 @@ def drop_database(base_url: str, url: str) -> None:
     asyncio.run(_admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def analyze(url: str) -> None:
+    """Fresh planner statistics for the seeded tables: autovacuum may be off, or not have run
+    yet, and each run should be planned from the same statistics."""
+    asyncio.run(_admin(url, "ANALYZE"))
+
+
 def server_env(
     database_url: str, encryption_key: str, pool_size: int, source: Path | None = None
 ) -> dict[str, str]:
