@@ -2,8 +2,8 @@
 
 One GET route returning a small JSON object through a typed response model, no middleware, no
 database. bench/run.py serves it with `uvicorn ceiling:app --loop uvloop --http httptools
---no-access-log --workers N`, as `tether serve` serves Tether, and reports every Tether figure as a
-ratio to it.
+--no-access-log --no-proxy-headers --workers N`, as `tether serve` serves Tether, and reports
+every Tether figure as a ratio to it.
 """
 
 from __future__ import annotations

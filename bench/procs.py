@@ -298,5 +298,7 @@ def ceiling_server(
         "--http",
         "httptools",
         "--no-access-log",
+        # As `tether serve`: without it, uvicorn wraps the app in its proxy-headers layer.
+        "--no-proxy-headers",
     ]
     return Server("ceiling", argv, env, workdir, log_path, workers, "/ping", port)

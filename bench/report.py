@@ -213,7 +213,8 @@ def render(results: dict[str, Any]) -> str:
         "load generator would see: compare ratios to the ceiling.",
         "- Servers: `python -m tether serve --port N --workers W` (uvloop, httptools, no access "
         f"log), TETHER_DB_POOL_SIZE={cfg['pool_size']} per worker. Ceiling: `uvicorn "
-        "ceiling:app --loop uvloop --http httptools --no-access-log --workers W` "
+        "ceiling:app --loop uvloop --http httptools --no-access-log --no-proxy-headers "
+        "--workers W` "
         "(bench/ceiling.py: one GET route, typed response model), measured in the same run "
         "just before each table's Tether endpoints.",
         f"- Data: a fresh database per table (a scratch PostgreSQL database, or a new SQLite "
