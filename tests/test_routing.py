@@ -105,13 +105,27 @@ def solver_calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     return calls
 
 
+async def request(
+    app: FastAPI,
+    method: str,
+    path: str,
+    *,
+    root_path: str = "",
+    raise_app_exceptions: bool = True,
+    **kwargs: Any,
+) -> httpx.Response:
+    transport = httpx.ASGITransport(
+        app=app, root_path=root_path, raise_app_exceptions=raise_app_exceptions
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        return await client.request(method, path, **kwargs)
+
+
 async def answers(
     route_class: type[APIRoute], method: str, path: str, **kwargs: Any
 ) -> tuple[int, dict[str, str], bytes]:
     app = make_app(route_class, Calls())
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        response = await client.request(method, path, **kwargs)
+    response = await request(app, method, path, raise_app_exceptions=False, **kwargs)
     headers = {k: v for k, v in response.headers.items() if k != "content-length"}
     return response.status_code, headers, response.content
 
@@ -155,9 +169,7 @@ class TestSameAnswers:
         app.dependency_overrides[bearer_scheme] = lambda: HTTPAuthorizationCredentials(
             scheme="Bearer", credentials="right"
         )
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            response = await client.get("/things/x")
+        response = await request(app, "GET", "/things/x")
         assert response.status_code == 200
         assert solver_calls.count == 1
 
@@ -264,47 +276,41 @@ def router_app(tried: list[str]) -> tuple[FastAPI, TetherRouter]:
     return app, sdk
 
 
-async def get(app: FastAPI, method: str, path: str, root_path: str = "") -> httpx.Response:
-    transport = httpx.ASGITransport(app=app, root_path=root_path)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        return await client.request(method, path)
-
-
 async def test_a_router_none_of_whose_routes_can_match_is_passed_over_untried() -> None:
     tried: list[str] = []
     app, _ = router_app(tried)
-    assert (await get(app, "GET", "/sdk/me")).json() == "me"
+    assert (await request(app, "GET", "/sdk/me")).json() == "me"
     assert tried == ["/sdk/me", "/sdk/me"]  # chosen, then matched inside its router
     tried.clear()
-    assert (await get(app, "GET", "/users/usr_1")).json() == "usr_1"
+    assert (await request(app, "GET", "/users/usr_1")).json() == "usr_1"
     assert "/sdk/me" not in tried
 
 
 async def test_a_router_answers_as_fastapi_does_for_every_kind_of_path() -> None:
     app, _ = router_app([])
-    assert (await get(app, "POST", "/users")).json() == "created"
-    assert (await get(app, "DELETE", "/users/usr_1")).status_code == 405  # a route's head
-    assert (await get(app, "GET", "/nowhere")).status_code == 404
-    assert (await get(app, "GET", "/sdk/me/")).status_code == 307  # to /sdk/me, as FastAPI does
+    assert (await request(app, "POST", "/users")).json() == "created"
+    assert (await request(app, "DELETE", "/users/usr_1")).status_code == 405  # a route's head
+    assert (await request(app, "GET", "/nowhere")).status_code == 404
+    assert (await request(app, "GET", "/sdk/me/")).status_code == 307  # to /sdk/me, as FastAPI does
     # Behind a proxy's root path, routes match the path without it.
-    assert (await get(app, "GET", "/api/sdk/me", root_path="/api")).json() == "me"
+    assert (await request(app, "GET", "/api/sdk/me", root_path="/api")).json() == "me"
 
 
 async def test_a_router_included_under_a_prefix_still_matches() -> None:
     app, sdk = router_app([])
     app.include_router(sdk, prefix="/v1")
-    assert (await get(app, "GET", "/v1/sdk/me")).json() == "me"
+    assert (await request(app, "GET", "/v1/sdk/me")).json() == "me"
 
 
 async def test_a_route_added_after_the_first_request_is_found() -> None:
     app, sdk = router_app([])
-    assert (await get(app, "GET", "/sdk/config")).status_code == 404
+    assert (await request(app, "GET", "/sdk/config")).status_code == 404
 
     @sdk.get("/config")
     async def config() -> str:
         return "config"
 
-    assert (await get(app, "GET", "/sdk/config")).json() == "config"
+    assert (await request(app, "GET", "/sdk/config")).json() == "config"
 
 
 def test_the_api_routers_pass_over_paths_they_cannot_match(settings: Any) -> None:
