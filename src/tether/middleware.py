@@ -6,7 +6,6 @@ cost to a few dict operations."""
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
 from time import perf_counter
 
@@ -24,6 +23,7 @@ from tether.errors import (
 from tether.ops.logs import bind_request_id
 from tether.ratelimit.service import RateLimits
 from tether.security.headers import SecurityHeaders
+from tether.security.ids import random_hex
 
 DEFAULT_API_VERSION = "2024-03"
 
@@ -86,9 +86,7 @@ class TetherMiddleware:
 
         incoming_id = _header(scope, b"x-request-id")
         request_id = (
-            incoming_id
-            if incoming_id and _REQUEST_ID.fullmatch(incoming_id)
-            else secrets.token_hex(12)
+            incoming_id if incoming_id and _REQUEST_ID.fullmatch(incoming_id) else random_hex(12)
         )
         scope.setdefault("state", {})["request_id"] = request_id
         bind_request_id(request_id)

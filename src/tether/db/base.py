@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +9,8 @@ from typing import Any
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
+
+from tether.security.ids import random_hex
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -22,7 +23,7 @@ NAMING_CONVENTION = {
 
 def new_id(prefix: str) -> str:
     """An opaque id that sorts by creation time, so cursors can page by id alone."""
-    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{random_hex(10)}"
 
 
 def utcnow() -> datetime:

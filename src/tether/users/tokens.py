@@ -7,7 +7,6 @@ rotation made by any process takes effect on every process at its next mint."""
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +25,7 @@ from tether.db.base import utcnow
 from tether.db.engine import AnyRow, Executor
 from tether.errors import InvalidToken, TokenExpired
 from tether.security.crypto import Keyring, row_identity
+from tether.security.ids import random_urlsafe
 from tether.users.models import TokenKey
 
 ALGORITHM = "ES256"
@@ -201,7 +201,7 @@ class TokenService:
             "env": environment_id,
             "iat": int(now.timestamp()),
             "exp": int(expires_at.timestamp()),
-            "jti": secrets.token_urlsafe(16),
+            "jti": random_urlsafe(16),
         }
         signing_input = key.header + b"." + base64url_encode(_compact_json(claims).encode())
         signature = base64url_encode(_ES256.sign(signing_input, key.private_key))
