@@ -37,7 +37,7 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-# The load benchmark: every database and worker count (about 20 minutes); writes
+# The load benchmark: every database and worker count (about 30 minutes); writes
 # bench/RESULTS.md. A quick look: make bench BENCH_ARGS="--db postgres --workers 1 --duration 10"
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

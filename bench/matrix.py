@@ -88,11 +88,16 @@ class Bench:
         env: dict[str, str],
         prefix: str,
         pg_database: str | None = None,
+        ceiling: procs.Server | None = None,
     ) -> dict[str, Any]:
+        """One endpoint's warm-up and measured run. With `ceiling`, the ceiling is measured
+        between the two, so that the endpoint's ratio compares runs seconds apart."""
         args = self.args
         print(f"bench: {prefix} {ep.label}", flush=True)
         entry: dict[str, Any] = {"name": ep.name, "label": ep.label}
         entry["warmup"] = self._wrk(server, ep, env, args.warmup, f"{prefix}-{ep.name}-warmup")
+        if ceiling is not None:
+            entry["ceiling_beside"] = self._ceiling_beside(ceiling, f"{prefix}-{ep.name}")
         server_cpu = procs.CpuMeter(server.worker_pids)
         pg_cpu = procs.CpuMeter(lambda: procs.postgres_backends(pg_database or ""))
         server_cpu.start()
@@ -122,6 +127,9 @@ class Bench:
         }
         entry["memory"] = server.memory()
         entry["log_problems"] = server.new_log_problems()
+        beside = entry.get("ceiling_beside")
+        if beside is not None:
+            entry["ratio"] = m["rps"] / beside["rps"] if beside["rps"] else None
         if args.profile == ep.name:
             entry["profile"] = self._profile(server, ep, env, prefix)
         print(
@@ -133,6 +141,22 @@ class Bench:
             flush=True,
         )
         return entry
+
+    def _ceiling_beside(self, ceiling: procs.Server, tag: str) -> dict[str, Any]:
+        """The ceiling again, just before an endpoint's measured run (its server has been up
+        since the table began, so a short warm-up does)."""
+        args = self.args
+        self._wrk(ceiling, CEILING, {}, args.ceiling_warmup, f"{tag}-ceiling-beside-warmup")
+        cpu = procs.CpuMeter(ceiling.worker_pids)
+        cpu.start()
+        m = self._wrk(ceiling, CEILING, {}, args.duration, f"{tag}-ceiling-beside")
+        user, system = cpu.stop()
+        beside = {key: m[key] for key in ("rps", "requests", "errors", "non2xx", "latency_ms")}
+        beside["server_cpu_ms_per_request"] = round(
+            1000 * (user + system) / max(m["requests"], 1), 3
+        )
+        print(f"bench:   ceiling beside it: {m['rps']:,.0f} req/s", flush=True)
+        return beside
 
     def _profile(
         self, server: procs.Server, ep: Endpoint, env: dict[str, str], prefix: str
@@ -207,86 +231,97 @@ class Bench:
             env = seed.server_env(url, self.encryption_key, args.pool_size, self.source)
             block["tether_imported_from"] = seed.tether_source(PYTHON, env, workdir)
             block["database_url"] = url
-            pg_database = seed.database_name(url) if db == "postgres" else None
-
             ceiling = procs.ceiling_server(
                 env, workdir, workers, self.out_dir / f"{prefix}-ceiling.log", PYTHON
             )
+            # Up through the whole table, idle while Tether is measured: each endpoint's ratio
+            # is to the ceiling measured just before it.
             with self._serving(ceiling):
                 block["endpoints"].append(self._measure(ceiling, CEILING, {}, prefix))
-            ceiling_rps = block["endpoints"][0]["measured"]["rps"]
-            block["endpoints"][0]["ratio"] = 1.0
-
-            print(f"bench: {prefix} seeding", flush=True)
-            init = seed.tether_init(PYTHON, env, workdir)
-            key = init["environments"]["development"]["secretKey"]
-            tether = procs.tether_server(
-                env, workdir, workers, self.out_dir / f"{prefix}-tether.log", PYTHON
-            )
-            with self._serving(tether):
-                started = time.monotonic()
-                ids = seed.create_users(tether.url, key, args.users)
-                if pg_database:
-                    seed.analyze(url)
-                block["seed_seconds"] = round(time.monotonic() - started, 1)
-                ids_file = workdir / "user-ids.txt"
-                ids_file.write_text("\n".join(ids) + "\n")
-                wrk_env = {"BENCH_KEY": key, "BENCH_IDS_FILE": str(ids_file)}
-
-                linked_sources = None
-                if any(name.startswith("linked_sources") for name in args.endpoints):
-                    # Not built on every branch: probe before measuring it.
-                    linked_sources = seed.probe_linked_sources(tether.url, key, ids[0])
-                dev = init["environments"]["development"]
-                signing_key = None
-                if linked_sources and linked_sources[0]:
-                    signing_key = seed.create_signing_key(
-                        tether.url, init["email"], init["password"], "development"
-                    )
-                # The set-up's peak (startup, seeding, and the admin login above, whose
-                # Argon2id check allocates 64 MiB) is reported on its own; the rows' peaks
-                # are what serving the measured endpoints takes.
-                block["setup_memory"] = tether.memory()
-                block["peaks_reset"] = tether.reset_peaks()
-                tether.new_log_problems()  # only what the measured endpoints cause
-
-                for name in args.endpoints:
-                    ep = ENDPOINTS[name]
-                    if name.startswith("linked_sources"):
-                        assert linked_sources is not None
-                        present, note = linked_sources
-                        if not present:
-                            print(f"bench: {prefix} {ep.label}: skipped, {note}", flush=True)
-                            block["endpoints"].append({**ep.__dict__, "skipped": note})
-                            continue
-                    ep_env = dict(wrk_env)
-                    if name == "sdk_me":
-                        # A fresh token (they live 30 minutes by default).
-                        token = seed.user_token(tether.url, key, ids[0])
-                        seed.check_sdk_me(tether.url, token, ids[0])
-                        ep_env["BENCH_TOKEN"] = token
-                    if name == "linked_sources_tenant_token":
-                        assert signing_key is not None
-                        tokens = seed.tenant_tokens(signing_key, ids)  # fresh: they live 1 h
-                        seed.check_tenant_token(
-                            tether.url, dev["publishableKey"], ids[0], tokens[0]
-                        )
-                        pairs_file = workdir / "tenant-tokens.txt"
-                        pairs_file.write_text(
-                            "".join(f"{i} {t}\n" for i, t in zip(ids, tokens, strict=True))
-                        )
-                        ep_env["BENCH_TENANT_TOKENS_FILE"] = str(pairs_file)
-                        ep_env["BENCH_PUBLISHABLE_KEY"] = dev["publishableKey"]
-                    entry = self._measure(tether, ep, ep_env, prefix, pg_database)
-                    entry["ratio"] = entry["measured"]["rps"] / ceiling_rps
-                    if "profile" in entry:
-                        block["profile"] = entry.pop("profile")
-                    block["endpoints"].append(entry)
-
-                if args.soak:
-                    block["soak"] = self._soak(tether, wrk_env, prefix)
-                block["supervisor_memory"] = tether.supervisor_memory()
+                block["endpoints"][0]["ratio"] = 1.0
+                self._tether(block, env, workdir, url, ceiling)
         block["status"] = "ok"
+
+    def _tether(
+        self,
+        block: dict[str, Any],
+        env: dict[str, str],
+        workdir: Path,
+        url: str,
+        ceiling: procs.Server,
+    ) -> None:
+        """Seed Tether, then measure each endpoint beside the ceiling, then the soak."""
+        args = self.args
+        prefix = f"{block['database']}-w{block['workers']}"
+        pg_database = seed.database_name(url) if block["database"] == "postgres" else None
+        first_ceiling_rps = block["endpoints"][0]["measured"]["rps"]
+        print(f"bench: {prefix} seeding", flush=True)
+        init = seed.tether_init(PYTHON, env, workdir)
+        key = init["environments"]["development"]["secretKey"]
+        tether = procs.tether_server(
+            env, workdir, block["workers"], self.out_dir / f"{prefix}-tether.log", PYTHON
+        )
+        with self._serving(tether):
+            started = time.monotonic()
+            ids = seed.create_users(tether.url, key, args.users)
+            if pg_database:
+                seed.analyze(url)
+            block["seed_seconds"] = round(time.monotonic() - started, 1)
+            ids_file = workdir / "user-ids.txt"
+            ids_file.write_text("\n".join(ids) + "\n")
+            wrk_env = {"BENCH_KEY": key, "BENCH_IDS_FILE": str(ids_file)}
+
+            linked_sources = None
+            if any(name.startswith("linked_sources") for name in args.endpoints):
+                # Not built on every branch: probe before measuring it.
+                linked_sources = seed.probe_linked_sources(tether.url, key, ids[0])
+            dev = init["environments"]["development"]
+            signing_key = None
+            if linked_sources and linked_sources[0]:
+                signing_key = seed.create_signing_key(
+                    tether.url, init["email"], init["password"], "development"
+                )
+            # The set-up's peak (startup, seeding, and the admin login above, whose
+            # Argon2id check allocates 64 MiB) is reported on its own; the rows' peaks
+            # are what serving the measured endpoints takes.
+            block["setup_memory"] = tether.memory()
+            block["peaks_reset"] = tether.reset_peaks()
+            tether.new_log_problems()  # only what the measured endpoints cause
+
+            for name in args.endpoints:
+                ep = ENDPOINTS[name]
+                if name.startswith("linked_sources"):
+                    assert linked_sources is not None
+                    present, note = linked_sources
+                    if not present:
+                        print(f"bench: {prefix} {ep.label}: skipped, {note}", flush=True)
+                        block["endpoints"].append({**ep.__dict__, "skipped": note})
+                        continue
+                ep_env = dict(wrk_env)
+                if name == "sdk_me":
+                    # A fresh token (they live 30 minutes by default).
+                    token = seed.user_token(tether.url, key, ids[0])
+                    seed.check_sdk_me(tether.url, token, ids[0])
+                    ep_env["BENCH_TOKEN"] = token
+                if name == "linked_sources_tenant_token":
+                    assert signing_key is not None
+                    tokens = seed.tenant_tokens(signing_key, ids)  # fresh: they live 1 h
+                    seed.check_tenant_token(tether.url, dev["publishableKey"], ids[0], tokens[0])
+                    pairs_file = workdir / "tenant-tokens.txt"
+                    pairs_file.write_text(
+                        "".join(f"{i} {t}\n" for i, t in zip(ids, tokens, strict=True))
+                    )
+                    ep_env["BENCH_TENANT_TOKENS_FILE"] = str(pairs_file)
+                    ep_env["BENCH_PUBLISHABLE_KEY"] = dev["publishableKey"]
+                entry = self._measure(tether, ep, ep_env, prefix, pg_database, ceiling)
+                entry["ratio_to_first_ceiling"] = entry["measured"]["rps"] / first_ceiling_rps
+                if "profile" in entry:
+                    block["profile"] = entry.pop("profile")
+                block["endpoints"].append(entry)
+
+            if args.soak:
+                block["soak"] = self._soak(tether, wrk_env, prefix)
+            block["supervisor_memory"] = tether.supervisor_memory()
 
     def _soak(self, server: procs.Server, env: dict[str, str], prefix: str) -> dict[str, Any]:
         args = self.args

@@ -1,6 +1,6 @@
 """The load benchmark: real Tether server processes under wrk, against a bare FastAPI ceiling.
 
-    make bench                                         # the full matrix (about 20 minutes)
+    make bench                                         # the full matrix (about 30 minutes)
     .venv/bin/python bench/run.py --db postgres --workers 1 --duration 10
     .venv/bin/python bench/run.py --db postgres --workers 1 --endpoints none --soak 300000
     .venv/bin/python bench/run.py --db postgres --workers 1 --endpoints token \\
@@ -86,8 +86,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=list(ENDPOINTS),
         help="Tether endpoints to measure, or none (the ceiling is always measured)",
     )
-    parser.add_argument("--duration", type=float, default=30, help="seconds per measured run")
+    parser.add_argument("--duration", type=float, default=20, help="seconds per measured run")
     parser.add_argument("--warmup", type=float, default=10, help="seconds of warm-up per run")
+    parser.add_argument(
+        "--ceiling-warmup",
+        type=float,
+        default=2,
+        help="seconds of warm-up before each measurement of the ceiling beside an endpoint",
+    )
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--timeout", type=int, default=10, help="wrk request timeout, seconds")
@@ -155,7 +161,7 @@ def is_full(args: argparse.Namespace) -> bool:
         sorted(args.db) == sorted(DATABASES)
         and sorted(args.workers) == sorted(WORKERS)
         and sorted(args.endpoints) == sorted(ENDPOINTS)
-        and args.duration >= 30
+        and args.duration >= 20
         and args.connections == 32
     )
 
@@ -215,6 +221,7 @@ def main(argv: list[str]) -> int:
             "endpoints": args.endpoints,
             "duration": args.duration,
             "warmup": args.warmup,
+            "ceiling_warmup": args.ceiling_warmup,
             "connections": args.connections,
             "threads": args.threads,
             "timeout": args.timeout,
