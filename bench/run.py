@@ -263,9 +263,11 @@ def main(argv: list[str]) -> int:
                 results["blocks"].append(block)
                 try:
                     bench.block(block)
-                except KeyboardInterrupt:
+                except (KeyboardInterrupt, SystemExit):
+                    # Ctrl-C, or SIGTERM/SIGHUP (see _exit_on_signal): what this table measured
+                    # before it is kept, and said to be a part.
                     block["status"] = "interrupted"
-                    block["note"] = "interrupted (Ctrl-C)"
+                    block["note"] = "the run was stopped (Ctrl-C or a signal) during this table"
                     raise
                 except Exception as exc:
                     failed = True
