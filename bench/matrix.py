@@ -49,6 +49,10 @@ ENDPOINTS = {
 SOAK_ENDPOINT = ENDPOINTS["token"]
 
 
+def _ms_per_request(cpu_seconds: float, requests: int) -> float:
+    return round(1000 * cpu_seconds / max(requests, 1), 3)
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, wrk: str, out_dir: Path, tmp: Path) -> None:
         self.args = args
@@ -116,14 +120,13 @@ class Bench:
             "busy_percent": round(100 * busy / total, 1) if total else None,
             "others_percent": round(100 * max(busy - ours, 0) / total, 1) if total else None,
         }
-        requests = max(m["requests"], 1)
         # Milliseconds of CPU per answered request: user + system, and system alone.
         entry["cpu_ms_per_request"] = {
-            name: round(1000 * (user + system) / requests, 3)
+            name: _ms_per_request(user + system, m["requests"])
             for name, (user, system) in cpu.items()
         }
         entry["cpu_sys_ms_per_request"] = {
-            name: round(1000 * system / requests, 3) for name, (_, system) in cpu.items()
+            name: _ms_per_request(system, m["requests"]) for name, (_, system) in cpu.items()
         }
         entry["memory"] = server.memory()
         entry["log_problems"] = server.new_log_problems()
@@ -152,9 +155,7 @@ class Bench:
         m = self._wrk(ceiling, CEILING, {}, args.duration, f"{tag}-ceiling-beside")
         user, system = cpu.stop()
         beside = {key: m[key] for key in ("rps", "requests", "errors", "non2xx", "latency_ms")}
-        beside["server_cpu_ms_per_request"] = round(
-            1000 * (user + system) / max(m["requests"], 1), 3
-        )
+        beside["server_cpu_ms_per_request"] = _ms_per_request(user + system, m["requests"])
         print(f"bench:   ceiling beside it: {m['rps']:,.0f} req/s", flush=True)
         return beside
 
@@ -239,12 +240,13 @@ class Bench:
             with self._serving(ceiling):
                 block["endpoints"].append(self._measure(ceiling, CEILING, {}, prefix))
                 block["endpoints"][0]["ratio"] = 1.0
-                self._tether(block, env, workdir, url, ceiling)
+                self._tether(block, prefix, env, workdir, url, ceiling)
         block["status"] = "ok"
 
     def _tether(
         self,
         block: dict[str, Any],
+        prefix: str,
         env: dict[str, str],
         workdir: Path,
         url: str,
@@ -252,7 +254,6 @@ class Bench:
     ) -> None:
         """Seed Tether, then measure each endpoint beside the ceiling, then the soak."""
         args = self.args
-        prefix = f"{block['database']}-w{block['workers']}"
         pg_database = seed.database_name(url) if block["database"] == "postgres" else None
         first_ceiling_rps = block["endpoints"][0]["measured"]["rps"]
         print(f"bench: {prefix} seeding", flush=True)
