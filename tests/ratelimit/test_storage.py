@@ -7,16 +7,19 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import random
 import secrets
+import time
 from collections.abc import AsyncIterator
 
 import pytest
-from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits import RateLimitItemPerMinute, RateLimitItemPerSecond, parse
+from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from tests.support import free_port
 from tether.ratelimit.service import client_ip
-from tether.ratelimit.storage import LeanMemoryStorage, Limiter
+from tether.ratelimit.storage import Limiter, MemoryWindows
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -101,20 +104,59 @@ class TestFallback:
         assert "back" in messages[1]
 
 
+class Clock:
+    """time.time() for both limits and MemoryWindows, moved by the test."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 1_800_000_000.25
+        monkeypatch.setattr(time, "time", lambda: self.now)
+
+
 class TestMemory:
-    async def test_expired_counters_are_swept(self) -> None:
-        storage = LeanMemoryStorage()
-        storage.SWEEP_SECONDS = 0
-        item = RateLimitItemPerSecond(5)
-        limiter = SlidingWindowCounterRateLimiter(storage)
+    async def test_answers_as_limits_does_hit_by_hit(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        clock = Clock(monkeypatch)
+        ours = MemoryWindows()
+        theirs = SlidingWindowCounterRateLimiter(MemoryStorage())
+        items = [RateLimitItemPerSecond(3), RateLimitItemPerMinute(5), parse("7 per 2 seconds")]
+        chance = random.Random(7)
+        refused = 0
+        for _ in range(3000):
+            clock.now += chance.choice([0.0, 0.01, 0.3, 0.9, 1.7, 4.0, 25.0])
+            item = chance.choice(items)
+            who = chance.choice(["a", "b"])
+            cost = chance.choice([1, 1, 1, 2, 9])
+            operation = chance.choice(["hit", "hit", "test", "stats"])
+            if operation == "hit":
+                answer = await theirs.hit(item, who, cost=cost)
+                assert ours.hit(item, who, cost=cost) == answer
+                refused += not answer
+            elif operation == "test":
+                assert ours.test(item, who, cost=cost) == await theirs.test(item, who, cost=cost)
+            else:
+                mine, expected = ours.stats(item, who), await theirs.get_window_stats(item, who)
+                assert mine.remaining == expected.remaining
+                assert mine.reset_time == pytest.approx(expected.reset_time)
+        assert 300 < refused < 1500  # both answers were exercised
+
+    def test_a_refused_hit_counts_nothing(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        Clock(monkeypatch)
+        windows = MemoryWindows()
+        item = RateLimitItemPerMinute(2)
+        assert [windows.hit(item, "k") for _ in range(4)] == [True, True, False, False]
+        assert windows.stats(item, "k").remaining == 0
+        assert windows.windows[(2, 60, ("k",))][1] == 2
+
+    def test_counters_that_count_nothing_are_swept(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        clock = Clock(monkeypatch)
+        windows = MemoryWindows()
+        second, minute = RateLimitItemPerSecond(5), RateLimitItemPerMinute(5)
         for n in range(50):
-            await limiter.hit(item, str(n))
-        assert len(storage.storage) == 50
-        await asyncio.sleep(2.2)  # the window and its successor have passed
-        await limiter.hit(item, "late")
-        await asyncio.sleep(0.05)  # the sweep task runs
-        assert storage.storage
-        assert all("late" in key for key in storage.storage)
+            windows.hit(second, str(n))
+        windows.hit(minute, "slow")
+        assert len(windows.windows) == 51
+        clock.now += windows.SWEEP_SECONDS  # past the per-second windows and their successors
+        windows.hit(second, "late")
+        assert set(windows.windows) == {(5, 60, ("slow",)), (5, 1, ("late",))}
 
 
 def scope(peer: str, *forwarded: str) -> dict[str, object]:

@@ -1,16 +1,17 @@
-"""The `limits` library's sliding-window counter, in Redis when one is configured (so every
-process and node shares one budget) and in this process's memory otherwise, or while Redis
-cannot be reached."""
+"""A sliding-window counter: the `limits` library's, in Redis when one is configured (so every
+process and node shares one budget); the same algorithm in this process's memory otherwise, or
+while Redis cannot be reached."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from math import floor, inf
+from typing import TypeVar
 
 from limits import RateLimitItem
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.util import WindowStats
 
@@ -24,26 +25,86 @@ REDIS_RETRY_SECONDS = 10.0
 REDIS_TIMEOUT_SECONDS = 0.5
 
 
-class LeanMemoryStorage(MemoryStorage):
-    """limits' MemoryStorage, sweeping expired counters at most once a second. The library
-    starts a task that walks every counter after every hit: with 10,000 counters (one per
-    client IP or key) that measured ~0.85 ms a request, against ~8 us with this. Reads still
-    drop an expired counter the moment they meet it, so the sweep only reclaims memory."""
+class MemoryWindows:
+    """limits' sliding window counter, kept in this process's memory: the same windows (aligned
+    to multiples of the limit's period), the same weighting of the previous window and the same
+    answers as its SlidingWindowCounterRateLimiter over its MemoryStorage (tests compare the two
+    hit by hit). limits spends ~60 Python calls on a hit there (string keys for both windows,
+    a lock per key, three reads with expiry checks, wrappers); an API key's hit is on every
+    request, and here it is a dict lookup and some arithmetic. Nothing here awaits, so no other
+    request can come between the count and its increment: no lock is needed, and no hit is
+    taken back. Redis keeps limits' own strategy."""
 
-    SWEEP_SECONDS = 1.0
+    SWEEP_SECONDS = 10.0
 
     def __init__(self) -> None:
-        super().__init__()
+        # (amount, period, identifiers): [window number, its count, the previous window's count]
+        self.windows: dict[tuple[int, int, tuple[str, ...]], list[int]] = {}
         self._next_sweep = 0.0
 
-    # The parent's name-mangled private method, which every hit calls.
-    async def _MemoryStorage__schedule_expiry(self) -> None:
-        now = time.monotonic()
-        if now < self._next_sweep:
-            return
+    def _window(
+        self, item: RateLimitItem, identifiers: tuple[str, ...], now: float
+    ) -> tuple[list[int] | None, int, int, float, int]:
+        """The counter (None if there is none), the current window's number, and limits'
+        figures: the previous window's count and its time left, the current window's count."""
+        period = item.get_expiry()
+        number = int(now / period)
+        counter = self.windows.get((item.amount, period, identifiers))
+        if counter is None or counter[0] < number - 1:
+            return None, number, 0, 0.0, 0
+        if counter[0] == number:
+            previous, current = counter[2], counter[1]
+        else:  # the counter's window is the previous one
+            previous, current = counter[1], 0
+        previous_ttl = (1 - ((now - period) / period) % 1) * period if previous else 0.0
+        return counter, number, previous, previous_ttl, current
+
+    @staticmethod
+    def _weighted(item: RateLimitItem, previous: int, previous_ttl: float, current: int) -> float:
+        return previous * previous_ttl / item.get_expiry() + current
+
+    def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        now = time.time()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        if cost > item.amount:
+            return False
+        counter, number, previous, previous_ttl, current = self._window(item, identifiers, now)
+        if floor(self._weighted(item, previous, previous_ttl, current)) + cost > item.amount:
+            return False
+        if counter is None:
+            self.windows[(item.amount, item.get_expiry(), identifiers)] = [number, cost, 0]
+        elif counter[0] == number:
+            counter[1] += cost
+        else:
+            counter[:] = [number, cost, counter[1]]
+        return True
+
+    def test(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        _, _, previous, previous_ttl, current = self._window(item, identifiers, time.time())
+        return self._weighted(item, previous, previous_ttl, current) < item.amount - cost + 1
+
+    def stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        now = time.time()
+        _, _, previous, previous_ttl, current = self._window(item, identifiers, now)
+        weighted = self._weighted(item, previous, previous_ttl, current)
+        remaining = max(0, item.amount - floor(weighted))
+        if not (previous or current):
+            return WindowStats(now, remaining)
+        period = item.get_expiry()
+        previous_reset_in = current_reset_in = inf
+        if previous:
+            previous_reset_in = previous_ttl % (period / previous)
+        if current:
+            current_reset_in = ((1 - (now / period) % 1) * period + period) % period
+        return WindowStats(now + min(previous_reset_in, current_reset_in), remaining)
+
+    def _sweep(self, now: float) -> None:
+        """Drop the counters whose window and its successor have passed: they count nothing."""
         self._next_sweep = now + self.SWEEP_SECONDS
-        parent: Any = MemoryStorage
-        await parent._MemoryStorage__schedule_expiry(self)
+        stale = [key for key, counter in self.windows.items() if counter[0] < int(now / key[1]) - 1]
+        for key in stale:
+            del self.windows[key]
 
 
 def redis_storage_uri(url: str) -> str:
@@ -57,7 +118,7 @@ class Limiter:
     REDIS_RETRY_SECONDS; requests keep being served and limited per process meanwhile."""
 
     def __init__(self, redis_url: str | None, key_prefix: str) -> None:
-        self.memory = SlidingWindowCounterRateLimiter(LeanMemoryStorage())
+        self.memory = MemoryWindows()
         self.redis: SlidingWindowCounterRateLimiter | None = None
         if redis_url:
             storage = RedisStorage(
@@ -99,26 +160,29 @@ class Limiter:
             self._redis_down = False
             log.warning("Redis is back: rate limits are shared again")
 
-    async def _on_either(
+    async def _remotely(
         self, call: Callable[[SlidingWindowCounterRateLimiter], Awaitable[T]]
-    ) -> T:
-        """`call` on Redis when it is there and answers, else on this process's counters."""
+    ) -> T | None:
+        """`call` on Redis when it is there and answers, else None."""
         remote = self._remote()
-        if remote is not None:
-            try:
-                result = await call(remote)
-            except Exception as exc:
-                self._failed(exc)
-            else:
-                self._recovered()
-                return result
-        return await call(self.memory)
+        if remote is None:
+            return None
+        try:
+            result = await call(remote)
+        except Exception as exc:
+            self._failed(exc)
+            return None
+        self._recovered()
+        return result
 
     async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
-        return await self._on_either(lambda limiter: limiter.hit(item, *identifiers))
+        shared = await self._remotely(lambda limiter: limiter.hit(item, *identifiers))
+        return self.memory.hit(item, *identifiers) if shared is None else shared
 
     async def test(self, item: RateLimitItem, *identifiers: str) -> bool:
-        return await self._on_either(lambda limiter: limiter.test(item, *identifiers))
+        shared = await self._remotely(lambda limiter: limiter.test(item, *identifiers))
+        return self.memory.test(item, *identifiers) if shared is None else shared
 
     async def stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
-        return await self._on_either(lambda limiter: limiter.get_window_stats(item, *identifiers))
+        shared = await self._remotely(lambda limiter: limiter.get_window_stats(item, *identifiers))
+        return self.memory.stats(item, *identifiers) if shared is None else shared
