@@ -196,6 +196,12 @@ def worker_pids(parent: int) -> list[int]:
     return children
 
 
+def resume(paused: list[int]) -> None:
+    while paused:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(paused.pop(), signal.SIGCONT)
+
+
 def open_connections(pid: int, port: int) -> int:
     """Established TCP connections to `port` that process `pid` holds, from /proc."""
     inodes = set()
@@ -248,23 +254,37 @@ class TestGracefulShutdown:
                 limits=httpx.Limits(max_keepalive_connections=0),
             ) as http:
                 # One slow read at a time, each on its own connection, until every worker
-                # holds at least one (the kernel gives a connection to whichever worker
-                # accepts first) and at least four are in flight.
+                # holds at least one and at least four are in flight. The kernel gives a
+                # connection to whichever worker accepts first, and on a busy machine one
+                # worker can win every time: until each worker holds a read, the workers
+                # that hold one are paused (SIGSTOP), so the next connection goes elsewhere.
                 reads = []
-                for user, credential, _ in credentials:
-                    reads.append(
-                        asyncio.create_task(
-                            http.get(f"/users/{user}/credentials/{credential}", headers=headers)
+                paused: list[int] = []
+                try:
+                    for user, credential, _ in credentials:
+                        reads.append(
+                            asyncio.create_task(
+                                http.get(f"/users/{user}/credentials/{credential}", headers=headers)
+                            )
                         )
-                    )
-                    deadline = time.monotonic() + 20
-                    while provider.stats()["token_requests"].get("refresh_token", 0) < len(reads):
-                        assert time.monotonic() < deadline, provider.stats()
-                        await asyncio.sleep(0.02)
-                    # (With several workers, one more child is multiprocessing's tracker.)
-                    busy = [pid for pid in children if open_connections(pid, port)]
-                    if len(reads) >= 4 and len(busy) >= workers:
-                        break
+                        deadline = time.monotonic() + 20
+                        while provider.stats()["token_requests"].get("refresh_token", 0) < len(
+                            reads
+                        ):
+                            assert time.monotonic() < deadline, provider.stats()
+                            await asyncio.sleep(0.02)
+                        # (With several workers, one more child is multiprocessing's tracker.)
+                        busy = [pid for pid in children if open_connections(pid, port)]
+                        if len(busy) < workers:
+                            for pid in set(busy) - set(paused):
+                                os.kill(pid, signal.SIGSTOP)
+                                paused.append(pid)
+                        else:
+                            resume(paused)
+                        if len(reads) >= 4 and len(busy) >= workers:
+                            break
+                finally:
+                    resume(paused)
                 assert len(busy) >= workers, (busy, children)
                 in_flight = len(reads)
                 server.process.send_signal(signal.SIGTERM)
