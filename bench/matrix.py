@@ -53,6 +53,38 @@ def _ms_per_request(cpu_seconds: float, requests: int) -> float:
     return round(1000 * cpu_seconds / max(requests, 1), 3)
 
 
+def _ratio_text(ratio: float | None) -> str:
+    return "?" if ratio is None else f"{ratio:.3f}"
+
+
+def _median_pair(pairs: list[dict[str, Any]]) -> int:
+    """The index of the pair whose ratio is the median; for an even count, the lower of the two
+    middle ones: a ratio one pair measured (not an average of two), and not the kinder one.
+    A pair without a ratio (its ceiling answered nothing) sorts lowest."""
+    order = sorted(range(len(pairs)), key=lambda i: pairs[i].get("ratio") or 0.0)
+    return order[(len(order) - 1) // 2]
+
+
+def _over_pairs(pairs: list[dict[str, Any]], median: int) -> dict[str, Any]:
+    """What the median pair alone would hide: every pair's ratio and ceiling, and counts and
+    the worst p99 over all pairs, so that a non-2xx or a slow pair shows whichever it was."""
+    ratios = [pair.get("ratio") for pair in pairs]
+    known = [ratio for ratio in ratios if ratio is not None]
+    runs = [pair["measured"] for pair in pairs]
+    return {
+        "pairs": len(pairs),
+        "median_pair": median,  # an index into "pairs"
+        "ratios": ratios,
+        "ceiling_rps": [pair["ceiling_beside"]["rps"] for pair in pairs],
+        "ratio_min": min(known, default=None),
+        "ratio_max": max(known, default=None),
+        "requests": sum(m["requests"] for m in runs),
+        "errors": sum(m["errors"] for m in runs),
+        "non2xx": sum(m["non2xx"] for m in runs),
+        "p99_worst_ms": max(m["latency_ms"]["p99"] for m in runs),
+    }
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, wrk: str, out_dir: Path, tmp: Path) -> None:
         self.args = args
@@ -95,46 +127,43 @@ class Bench:
         ceiling: procs.Server | None = None,
     ) -> dict[str, Any]:
         """One endpoint's warm-up and measured run. With `ceiling`, the ceiling is measured
-        between the two, so that the endpoint's ratio compares runs seconds apart."""
+        between the two, so that the endpoint's ratio compares runs seconds apart; with
+        --pairs N above 1, N such pairs (ceiling, then endpoint) follow the warm-up, because
+        one ceiling run on a shared machine can land a few percent either way."""
         args = self.args
         print(f"bench: {prefix} {ep.label}", flush=True)
         entry: dict[str, Any] = {"name": ep.name, "label": ep.label}
         entry["warmup"] = self._wrk(server, ep, env, args.warmup, f"{prefix}-{ep.name}-warmup")
-        if ceiling is not None:
-            entry["ceiling_beside"] = self._ceiling_beside(ceiling, f"{prefix}-{ep.name}")
-        server_cpu = procs.CpuMeter(server.worker_pids)
-        pg_cpu = procs.CpuMeter(lambda: procs.postgres_backends(pg_database or ""))
-        server_cpu.start()
-        pg_cpu.start()
-        machine_before = procs.machine_cpu()
-        entry["measured"] = m = self._wrk(server, ep, env, args.duration, f"{prefix}-{ep.name}")
-        machine_after = procs.machine_cpu()
-        cpu = {"server": server_cpu.stop(), "wrk": m.pop("wrk_cpu_s")}
-        if pg_database:
-            cpu["postgres"] = pg_cpu.stop()
-        busy = machine_after[0] - machine_before[0]
-        total = machine_after[1] - machine_before[1]
-        ours = sum(user + system for user, system in cpu.values())
-        # What else ran during the measured run, as a share of the whole machine.
-        entry["machine_cpu"] = {
-            "busy_percent": round(100 * busy / total, 1) if total else None,
-            "others_percent": round(100 * max(busy - ours, 0) / total, 1) if total else None,
-        }
-        # Milliseconds of CPU per answered request: user + system, and system alone.
-        entry["cpu_ms_per_request"] = {
-            name: _ms_per_request(user + system, m["requests"])
-            for name, (user, system) in cpu.items()
-        }
-        entry["cpu_sys_ms_per_request"] = {
-            name: _ms_per_request(system, m["requests"]) for name, (_, system) in cpu.items()
-        }
+        count = args.pairs if ceiling is not None else 1
+        pairs = []
+        for number in range(1, count + 1):
+            # One pair keeps the file names runs had before --pairs.
+            tag = f"{prefix}-{ep.name}" + (f"-pair{number}" if count > 1 else "")
+            pair: dict[str, Any] = {}
+            if ceiling is not None:
+                pair["ceiling_beside"] = self._ceiling_beside(ceiling, tag)
+            pair.update(self._measured_run(server, ep, env, tag, pg_database))
+            beside = pair.get("ceiling_beside")
+            if beside is not None:
+                pair["ratio"] = pair["measured"]["rps"] / beside["rps"] if beside["rps"] else None
+            if count > 1:
+                print(
+                    f"bench:   pair {number}/{count}: {pair['measured']['rps']:,.0f} req/s  "
+                    f"ratio {_ratio_text(pair.get('ratio'))}",
+                    flush=True,
+                )
+            pairs.append(pair)
+        median = _median_pair(pairs)
+        entry.update(pairs[median])
+        if count > 1:
+            entry["pairs"] = pairs
+            entry["over_pairs"] = _over_pairs(pairs, median)
+        # After the last pair: the peak covers every pair, the log lines every pair's requests.
         entry["memory"] = server.memory()
         entry["log_problems"] = server.new_log_problems()
-        beside = entry.get("ceiling_beside")
-        if beside is not None:
-            entry["ratio"] = m["rps"] / beside["rps"] if beside["rps"] else None
         if args.profile == ep.name:
             entry["profile"] = self._profile(server, ep, env, prefix)
+        m = entry["measured"]
         print(
             f"bench:   {m['rps']:,.0f} req/s  p50 {m['latency_ms']['p50']:.2f} ms  "
             f"p99 {m['latency_ms']['p99']:.2f} ms  errors {m['errors']}  non-2xx {m['non2xx']}  "
@@ -143,7 +172,56 @@ class Bench:
             f"others {entry['machine_cpu']['others_percent']}% of the machine",
             flush=True,
         )
+        over = entry.get("over_pairs")
+        if over is not None:
+            print(
+                f"bench:   median ratio {_ratio_text(entry.get('ratio'))} of {count} pairs "
+                f"(pair {median + 1}, the figures above), "
+                f"{_ratio_text(over['ratio_min'])}-{_ratio_text(over['ratio_max'])}; summed "
+                f"over the pairs: errors {over['errors']}  non-2xx {over['non2xx']}; "
+                f"worst p99 {over['p99_worst_ms']:.2f} ms",
+                flush=True,
+            )
         return entry
+
+    def _measured_run(
+        self,
+        server: procs.Server,
+        ep: Endpoint,
+        env: dict[str, str],
+        tag: str,
+        pg_database: str | None,
+    ) -> dict[str, Any]:
+        """One measured run of wrk, with the CPU it took: the server's workers, PostgreSQL's
+        backends, wrk, and every other process on the machine."""
+        server_cpu = procs.CpuMeter(server.worker_pids)
+        pg_cpu = procs.CpuMeter(lambda: procs.postgres_backends(pg_database or ""))
+        server_cpu.start()
+        pg_cpu.start()
+        machine_before = procs.machine_cpu()
+        run: dict[str, Any] = {}
+        run["measured"] = m = self._wrk(server, ep, env, self.args.duration, tag)
+        machine_after = procs.machine_cpu()
+        cpu = {"server": server_cpu.stop(), "wrk": m.pop("wrk_cpu_s")}
+        if pg_database:
+            cpu["postgres"] = pg_cpu.stop()
+        busy = machine_after[0] - machine_before[0]
+        total = machine_after[1] - machine_before[1]
+        ours = sum(user + system for user, system in cpu.values())
+        # What else ran during the measured run, as a share of the whole machine.
+        run["machine_cpu"] = {
+            "busy_percent": round(100 * busy / total, 1) if total else None,
+            "others_percent": round(100 * max(busy - ours, 0) / total, 1) if total else None,
+        }
+        # Milliseconds of CPU per answered request: user + system, and system alone.
+        run["cpu_ms_per_request"] = {
+            name: _ms_per_request(user + system, m["requests"])
+            for name, (user, system) in cpu.items()
+        }
+        run["cpu_sys_ms_per_request"] = {
+            name: _ms_per_request(system, m["requests"]) for name, (_, system) in cpu.items()
+        }
+        return run
 
     def _ceiling_beside(self, ceiling: procs.Server, tag: str) -> dict[str, Any]:
         """The ceiling again, just before an endpoint's measured run (its server has been up

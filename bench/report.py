@@ -41,39 +41,100 @@ def _others(ep: dict[str, Any]) -> str:
     return "?" if others is None else f"{others:.0f}%"
 
 
+def _pair_count(block: dict[str, Any]) -> int:
+    return max(
+        (ep["over_pairs"]["pairs"] for ep in block["endpoints"] if ep.get("over_pairs")),
+        default=1,
+    )
+
+
+def _counts(ep: dict[str, Any]) -> tuple[int, int, int]:
+    """Requests, errors and non-2xx: with pairs, summed over all of them, so that a failure in
+    a pair the row's other figures do not come from still shows."""
+    counted = ep.get("over_pairs") or ep["measured"]
+    return counted["requests"], counted["errors"], counted["non2xx"]
+
+
+def _worst_p99(ep: dict[str, Any]) -> float:
+    over = ep.get("over_pairs")
+    return float(over["p99_worst_ms"] if over else ep["measured"]["latency_ms"]["p99"])
+
+
+def _pair_ratios(ep: dict[str, Any]) -> str:
+    over = ep.get("over_pairs")
+    if not over:
+        return ""
+    ratios = ", ".join(_ratio(r) or "?" for r in over["ratios"])
+    return f"{ratios} ({_ratio(over['ratio_min'])}-{_ratio(over['ratio_max'])})"
+
+
+def _measured_runs(ep: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Each measured run of a row, named: the one, or every pair's."""
+    if ep.get("pairs"):
+        return [
+            (f"{ep['label']}, pair {number}", pair["measured"])
+            for number, pair in enumerate(ep["pairs"], 1)
+        ]
+    return [(ep["label"], ep["measured"])] if ep.get("measured") else []
+
+
 def _endpoint_rows(block: dict[str, Any]) -> list[str]:
-    rows = [
-        "| endpoint | requests/s | ceiling beside it (requests/s) | ratio to ceiling "
-        "| ratio to the table's first ceiling | p50 ms | p99 ms | requests | errors "
-        "| non-2xx | peak RSS per worker (MiB) | RSS after the run (MiB) "
-        "| CPU ms/request: server / PostgreSQL / wrk | other load |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    pairs = _pair_count(block)
+    columns = ["endpoint", "requests/s", "ceiling beside it (requests/s)", "ratio to ceiling"]
+    if pairs > 1:
+        columns.append(f"ratios of the {pairs} pairs, in order (min-max)")
+    columns += [
+        "ratio to the table's first ceiling",
+        "p50 ms",
+        "p99 ms",
+        "requests",
+        "errors",
+        "non-2xx",
+        "peak RSS per worker (MiB)",
+        "RSS after the run (MiB)",
+        "CPU ms/request: server / PostgreSQL / wrk",
+        "other load",
     ]
+    rows = [f"| {' | '.join(columns)} |", "|---|" + "--:|" * (len(columns) - 1)]
     for ep in block["endpoints"]:
         if ep.get("skipped"):
-            rows.append(f"| {ep['label']} | skipped: {ep['skipped']} |{' |' * 12}")
+            rows.append(f"| {ep['label']} | skipped: {ep['skipped']} |{' |' * (len(columns) - 2)}")
             continue
         m = ep["measured"]
         beside = ep.get("ceiling_beside")
-        beside_rps = "" if beside is None else f"{beside['rps']:,.0f}"
-        rows.append(
-            f"| {ep['label']} | {m['rps']:,.0f} | {beside_rps} | {_ratio(ep.get('ratio'))} | "
-            f"{_ratio(ep.get('ratio_to_first_ceiling'))} | {_ms(m['latency_ms']['p50'])} | "
-            f"{_ms(m['latency_ms']['p99'])} | {m['requests']:,} | {m['errors']} | "
-            f"{m['non2xx']} | {_peaks(ep['memory'])} | {_peaks(ep['memory'], 'VmRSS')} | "
-            f"{_cpu(ep.get('cpu_ms_per_request', {}))} | {_others(ep)} |"
-        )
+        requests, errors, non2xx = _counts(ep)
+        cells = [
+            ep["label"],
+            f"{m['rps']:,.0f}",
+            "" if beside is None else f"{beside['rps']:,.0f}",
+            _ratio(ep.get("ratio")),
+        ]
+        if pairs > 1:
+            cells.append(_pair_ratios(ep))
+        cells += [
+            _ratio(ep.get("ratio_to_first_ceiling")),
+            _ms(m["latency_ms"]["p50"]),
+            _ms(m["latency_ms"]["p99"]),
+            f"{requests:,}",
+            str(errors),
+            str(non2xx),
+            _peaks(ep["memory"]),
+            _peaks(ep["memory"], "VmRSS"),
+            _cpu(ep.get("cpu_ms_per_request", {})),
+            _others(ep),
+        ]
+        rows.append(f"| {' | '.join(cells)} |")
     return rows
 
 
 def _block_notes(block: dict[str, Any]) -> list[str]:
     notes = []
     for ep in block["endpoints"]:
-        m = ep.get("measured")
-        if m and m["non2xx"]:
-            notes.append(f"{ep['label']}: non-2xx by status per wrk thread {m['non2xx_by_thread']}")
-        if m and m["errors"]:
-            notes.append(f"{ep['label']}: socket errors {m['errors_detail']}")
+        for name, m in _measured_runs(ep):
+            if m["non2xx"]:
+                notes.append(f"{name}: non-2xx by status per wrk thread {m['non2xx_by_thread']}")
+            if m["errors"]:
+                notes.append(f"{name}: socket errors {m['errors_detail']}")
         if ep.get("log_problems"):
             shown = "; ".join(f"`{line.strip()[:160]}`" for line in ep["log_problems"][:3])
             more = len(ep["log_problems"]) - 3
@@ -107,21 +168,32 @@ def _targets(block: dict[str, Any]) -> list[str]:
         ep = eps.get(name)
         if ep is None or ep.get("ratio") is None:
             continue
-        m = ep["measured"]
+        over = ep.get("over_pairs")
+        median, worst, summed = (
+            (
+                f" (median of {over['pairs']} pairs)",
+                f" (worst of {over['pairs']} pairs)",
+                f" (all {over['pairs']} pairs)",
+            )
+            if over
+            else ("", "", "")
+        )
         ok = ep["ratio"] >= target
         rows.append(
-            f"| {ep['label']}: ratio to the ceiling beside it | >= {target:.2f} | "
+            f"| {ep['label']}: ratio to the ceiling beside it{median} | >= {target:.2f} | "
             f"{ep['ratio']:.3f} | "
             f"{'yes' if ok else 'no'} |"
         )
-        p99 = m["latency_ms"]["p99"]
+        p99 = _worst_p99(ep)
         rows.append(
-            f"| {ep['label']}: p99 | < {TARGET_P99_MS:.0f} ms | {_ms(p99)} ms | "
+            f"| {ep['label']}: p99{worst} | < {TARGET_P99_MS:.0f} ms | {_ms(p99)} ms | "
             f"{'yes' if p99 < TARGET_P99_MS else 'no'} |"
         )
-        bad = m["errors"] + m["non2xx"]
+        _, errors, non2xx = _counts(ep)
+        bad = errors + non2xx
         rows.append(
-            f"| {ep['label']}: errors + non-2xx | 0 | {bad} | {'yes' if bad == 0 else 'no'} |"
+            f"| {ep['label']}: errors + non-2xx{summed} | 0 | {bad} | "
+            f"{'yes' if bad == 0 else 'no'} |"
         )
     peak = max(
         (w.get("VmHWM", 0) for ep in eps.values() if ep["name"] != "ceiling" for w in ep["memory"]),
@@ -194,6 +266,32 @@ def _profile(block: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _pairs_method(cfg: dict[str, Any]) -> list[str]:
+    """The header line that says how a row comes from its pairs (none for one pair)."""
+    pairs = cfg.get("pairs", 1)
+    if pairs <= 1:
+        return []
+    even = (
+        " (with an even number of pairs, the lower of the two middle ratios, so that it is "
+        "one pair's own)"
+        if pairs % 2 == 0
+        else ""
+    )
+    return [
+        f"- Pairs (`--pairs {pairs}`): after each Tether endpoint's warm-up, {pairs} "
+        "alternating pairs of runs, each the ceiling beside it (its warm-up, then a measured "
+        "run) and then the endpoint's measured run. Each pair gives a ratio: the endpoint's "
+        "requests/s over that pair's ceiling. A row's ratio to ceiling is the median of its "
+        f"{pairs} pairs' ratios{even}, and its requests/s, ceiling beside it, ratio to the "
+        "table's first ceiling, latency, CPU ms/request and other load are that median "
+        "pair's. Its requests, errors and non-2xx are summed over all the pairs, and peak RSS "
+        "and RSS are read after the last pair. Against issue 7's targets, the ratio is the "
+        "median, p99 is the worst of the pairs', and errors + non-2xx are summed over them. "
+        f"The column ratios of the {pairs} pairs lists every pair's ratio in the order they "
+        "were measured, then the lowest and highest; results.json has every pair's figures.",
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     cfg, machine = results["config"], results["machine"]
     lines = ["# Tether benchmark results", ""]
@@ -229,6 +327,7 @@ def render(results: dict[str, Any]) -> str:
         "to that measurement beside it, taken seconds apart, so drift in what the machine "
         "gives (seen here: up to 20% between runs minutes apart) largely cancels; the ratio "
         "to the table's first ceiling is shown too.",
+        *_pairs_method(cfg),
         f"- Data: a fresh database per table (a scratch PostgreSQL database, or a new SQLite "
         f"file), an account from `tether init --json`, {cfg['users']:,} users created through "
         "POST /users; GET routes rotate over those users; POST /users sends a new username "

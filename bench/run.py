@@ -69,6 +69,16 @@ def _csv(allowed: tuple[str, ...] | None = None, kind: type = str) -> Any:
     return parse
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Load-test Tether against a bare FastAPI ceiling.",
@@ -93,6 +103,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=float,
         default=2,
         help="seconds of warm-up before each measurement of the ceiling beside an endpoint",
+    )
+    parser.add_argument(
+        "--pairs",
+        type=_at_least_one,
+        default=1,
+        metavar="N",
+        help="after each endpoint's warm-up, N alternating pairs of runs (the ceiling beside "
+        "it, then the endpoint); the row's ratio is the median pair's, errors and non-2xx are "
+        "summed over the pairs. Each extra pair adds a ceiling warm-up and two measured runs "
+        "per endpoint",
     )
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
@@ -222,6 +242,7 @@ def main(argv: list[str]) -> int:
             "duration": args.duration,
             "warmup": args.warmup,
             "ceiling_warmup": args.ceiling_warmup,
+            "pairs": args.pairs,
             "connections": args.connections,
             "threads": args.threads,
             "timeout": args.timeout,
